@@ -1,0 +1,107 @@
+//! The one error type of the request path, and the one place it becomes a
+//! response.
+//!
+//! Every rejection is shaped like a Wix API error (see Wix's
+//! `details.applicationError`), so a frontend handles a gateway error like any
+//! other Wix error, and carries the request id.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::body::{self, Body};
+
+/// Why the gateway refused or failed a request.
+///
+/// The `Display` text is what the client sees: it never names a rule, a
+/// condition, a token or an upstream address. Details go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Malformed or ambiguous request (path, query, headers, body).
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// No credential, or one the identity service does not vouch for.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// No rule allows this request.
+    #[error("this request is not allowed")]
+    Forbidden,
+    /// The request came from a browser origin that is not configured.
+    #[error("this origin is not allowed")]
+    OriginNotAllowed,
+    /// The body is larger than the configured limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A rule reads the body, but it is not JSON.
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    /// Wix's token-info could not be asked (down, timing out, 5xx).
+    #[error("the identity service is unavailable")]
+    IdentityUnavailable,
+    /// The app credential could not be minted.
+    #[error("the app credential could not be obtained")]
+    CredentialUnavailable,
+    /// The upstream could not be reached or broke the exchange.
+    #[error("the upstream service is unavailable")]
+    BadGateway,
+    /// The upstream did not answer in time.
+    #[error("the upstream service timed out")]
+    GatewayTimeout,
+}
+
+impl GatewayError {
+    /// The HTTP status and Wix error code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            Self::Forbidden | Self::OriginNotAllowed => {
+                (StatusCode::FORBIDDEN, "PERMISSION_DENIED")
+            }
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT")
+            }
+            Self::IdentityUnavailable | Self::CredentialUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            }
+            Self::BadGateway => (StatusCode::BAD_GATEWAY, "UNAVAILABLE"),
+            Self::GatewayTimeout => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
+        }
+    }
+
+    /// The Wix-shaped JSON response for this error.
+    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        wix_error_response(status, code, &self.to_string(), request_id)
+    }
+}
+
+/// A Wix-shaped JSON error response:
+/// `{"message", "details": {"applicationError": {"code", "description", "data": {"requestId"}}}}`.
+pub fn wix_error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<Body> {
+    let body = json!({
+        "message": message,
+        "details": {
+            "applicationError": {
+                "code": code,
+                "description": message,
+                "data": { "requestId": request_id },
+            }
+        }
+    });
+    let mut response = Response::new(body::full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}

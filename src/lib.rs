@@ -1,0 +1,16 @@
+//! `wix-elevator`: a reverse proxy that lets a Wix site's frontend make the
+//! calls only the app may make, under YAML allowlist policies.
+//!
+//! One request goes through the phases of [`gateway`]: canonicalize, route,
+//! authenticate ([`identity`]), authorize ([`policy`]), credential
+//! ([`credentials`]), upstream request, forward, response filter, logging.
+//! [`sandbox`] emulates the Wix side for development and tests.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod error;
+pub mod sandbox;
+pub mod secret;
+pub mod server;
+pub mod caller;
