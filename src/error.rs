@@ -14,7 +14,7 @@ use crate::body::{self, Body};
 ///
 /// The `Display` text is what the client sees: it never names a rule, a
 /// condition, a token or an upstream address. Details go to the log.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     /// Malformed or ambiguous request (path, query, headers, body).
     #[error("{0}")]
@@ -58,9 +58,7 @@ impl GatewayError {
                 (StatusCode::FORBIDDEN, "PERMISSION_DENIED")
             }
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT")
-            }
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT"),
             Self::IdentityUnavailable | Self::CredentialUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
             }

@@ -9,8 +9,17 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod caller;
+pub mod config;
+pub mod credentials;
+pub mod demo;
+pub mod diagnostic;
 pub mod error;
+pub mod gateway;
+pub mod identity;
+pub mod policy;
 pub mod sandbox;
 pub mod secret;
+pub mod serve;
 pub mod server;
-pub mod caller;
+pub mod wix;

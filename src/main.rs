@@ -1,1 +1,104 @@
-fn main(){}
+//! The `wix-elevator` command line. Everything it runs lives in the library.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+use wix_elevator::{demo, sandbox, secret::Secret, serve};
+
+/// A policy-gated gateway that elevates Wix frontend calls to the app's
+/// permissions, only where a policy allows it.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WIX_ELEVATOR_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The gateway configuration.
+        #[arg(long, default_value = "proxy.yaml", env = "WIX_ELEVATOR_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the Wix emulator alone, for local development.
+    Sandbox {
+        /// Where the sandbox listens.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// The app id the sandbox issues tokens for.
+        #[arg(long, env = "WIX_APP_ID", default_value = demo::DEMO_APP_ID)]
+        app_id: String,
+        /// The app secret the sandbox checks.
+        #[arg(long, env = "WIX_APP_SECRET", default_value = demo::DEMO_APP_SECRET, hide_env_values = true, hide_default_value = true)]
+        app_secret: String,
+    },
+    /// Start the sandbox and the gateway together and print curl lines to try.
+    Demo {
+        /// The gateway configuration; its Wix base URL is replaced by the sandbox.
+        #[arg(long, default_value = "proxy.yaml")]
+        config: PathBuf,
+        /// Where the gateway listens (default: the config's `listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => serve::serve(&config).await,
+        Command::Sandbox {
+            listen,
+            app_id,
+            app_secret,
+        } => {
+            let config = sandbox::SandboxConfig::new(app_id, Secret::new(app_secret));
+            run_sandbox(listen, config).await
+        }
+        Command::Demo { config, listen } => demo::run(&config, listen).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sandbox(
+    listen: SocketAddr,
+    config: sandbox::SandboxConfig,
+) -> Result<(), serve::StartError> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let sandbox = sandbox::Sandbox::start(listener, config);
+    println!("sandbox listening on {}", sandbox.base_url());
+    serve::shutdown_signal().await;
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

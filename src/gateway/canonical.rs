@@ -1,0 +1,309 @@
+//! The canonicalize phase: one unambiguous form of method, path and query.
+//!
+//! Anything a server behind the gateway might read differently from the
+//! gateway is rejected, never repaired: encoded slashes and backslashes, NUL
+//! and control bytes, dot segments (raw or encoded), empty segments, invalid
+//! percent escapes or UTF-8. What is left is decoded once for matching and
+//! re-encoded once for forwarding, so the path that is matched is exactly the
+//! path that is forwarded.
+
+use http::{header, HeaderMap, Method, Uri};
+use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::error::GatewayError;
+
+/// A request line in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    /// The method; only the ones Wix APIs use are accepted.
+    pub method: Method,
+    /// Decoded path segments, as the policy matches them.
+    pub segments: Vec<String>,
+    /// Decoded query pairs, in order, as the policy reads them.
+    pub query: Vec<(String, String)>,
+}
+
+/// Bytes kept literally in a forwarded path segment. Everything else,
+/// including `;` (a path-parameter delimiter for some servers), is encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b',')
+    .remove(b':')
+    .remove(b'@');
+
+/// Bytes kept literally in a forwarded query key or value.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl CanonicalRequest {
+    /// Canonicalizes a request line, checking the headers that could make it
+    /// mean two things.
+    pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Self, GatewayError> {
+        check_headers(headers)?;
+        let method = match *method {
+            Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS => method.clone(),
+            _ => return Err(GatewayError::BadRequest("unsupported method")),
+        };
+        let path = uri.path();
+        let Some(path) = path.strip_prefix('/') else {
+            return Err(GatewayError::BadRequest("the path must start with /"));
+        };
+        let segments = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split('/')
+                .map(decode_segment)
+                .collect::<Result<_, _>>()?
+        };
+        let query = match uri.query() {
+            None => Vec::new(),
+            Some(query) => parse_query(query)?,
+        };
+        Ok(Self {
+            method,
+            segments,
+            query,
+        })
+    }
+
+    /// The path as forwarded: each decoded segment encoded one fixed way.
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            out.push('/');
+            out.extend(utf8_percent_encode(segment, SEGMENT));
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    /// The path and query as forwarded, without the pairs `skip` rejects.
+    pub fn path_and_query(&self, skip: impl Fn(&str) -> bool) -> String {
+        let mut out = self.path();
+        let mut first = true;
+        for (key, value) in self.query.iter().filter(|(key, _)| !skip(key)) {
+            out.push(if first { '?' } else { '&' });
+            first = false;
+            out.extend(utf8_percent_encode(key, QUERY));
+            out.push('=');
+            out.extend(utf8_percent_encode(value, QUERY));
+        }
+        out
+    }
+
+    /// Every value of the query parameter `name`.
+    pub fn query_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The segments as string slices, as the router takes them.
+    pub fn segment_refs(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+}
+
+fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(GatewayError::BadRequest("more than one Host header"));
+    }
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(GatewayError::BadRequest(
+            "more than one Authorization header",
+        ));
+    }
+    if headers.contains_key(header::UPGRADE) {
+        return Err(GatewayError::BadRequest(
+            "protocol upgrades are not proxied",
+        ));
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.next() {
+        let chunked = coding
+            .to_str()
+            .is_ok_and(|value| value.trim().eq_ignore_ascii_case("chunked"));
+        if !chunked || codings.next().is_some() {
+            return Err(GatewayError::BadRequest(
+                "Transfer-Encoding other than chunked",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_segment(raw: &str) -> Result<String, GatewayError> {
+    if raw.is_empty() {
+        return Err(GatewayError::BadRequest("empty path segment"));
+    }
+    if raw.contains('\\') {
+        return Err(GatewayError::BadRequest("backslash in path"));
+    }
+    let decoded = strict_decode(raw.as_bytes(), false)?;
+    if decoded == "." || decoded == ".." {
+        return Err(GatewayError::BadRequest("dot segment in path"));
+    }
+    if decoded.contains(['/', '\\']) {
+        return Err(GatewayError::BadRequest(
+            "encoded slash or backslash in path",
+        ));
+    }
+    Ok(decoded)
+}
+
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, GatewayError> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((
+                strict_decode(key.as_bytes(), true)?,
+                strict_decode(value.as_bytes(), true)?,
+            ))
+        })
+        .collect()
+}
+
+/// Percent-decodes `raw`, refusing malformed escapes, invalid UTF-8 and
+/// control characters. In a query, `+` is a space (form encoding).
+fn strict_decode(raw: &[u8], plus_is_space: bool) -> Result<String, GatewayError> {
+    for (i, &byte) in raw.iter().enumerate() {
+        if byte == b'%' {
+            let valid = raw
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+            if !valid {
+                return Err(GatewayError::BadRequest("invalid percent escape"));
+            }
+        }
+    }
+    let decoded = if plus_is_space && raw.contains(&b'+') {
+        let spaced: Vec<u8> = raw
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        percent_decode(&spaced).collect::<Vec<u8>>()
+    } else {
+        percent_decode(raw).collect::<Vec<u8>>()
+    };
+    let text = String::from_utf8(decoded)
+        .map_err(|_| GatewayError::BadRequest("invalid UTF-8 in the request line"))?;
+    if text.chars().any(char::is_control) {
+        return Err(GatewayError::BadRequest(
+            "control character in the request line",
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(target: &str) -> Result<CanonicalRequest, GatewayError> {
+        CanonicalRequest::parse(&Method::GET, &target.parse().unwrap(), &HeaderMap::new())
+    }
+
+    #[test]
+    fn ambiguous_paths_are_rejected() {
+        for target in [
+            "/a/%2F/b",
+            "/a%2fb",
+            "/a/%5C",
+            "/a/%5c",
+            "/a/%00",
+            "/a/../b",
+            "/a/./b",
+            "/a/%2e%2e/b",
+            "/a/.%2E/b",
+            "/a/%2e",
+            "//a",
+            "/a//b",
+            "/a/",
+            "/a/%zz",
+            "/a/%4",
+            "/a/%C3%28",
+            "/a/%0d%0a",
+            "/a?x=%ff",
+            "/a?x=%",
+            "/a?x=%00",
+        ] {
+            assert!(
+                matches!(canon(target), Err(GatewayError::BadRequest(_))),
+                "{target} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_forwarded_form_is_the_matched_form() {
+        let request =
+            canon("/members/v1/m%65mbers/a%20b;c?fieldsets=FULL&x=a+b&x=%2B&empty&&").unwrap();
+        assert_eq!(request.segments, ["members", "v1", "members", "a b;c"]);
+        assert_eq!(
+            request.query,
+            [
+                ("fieldsets".into(), "FULL".into()),
+                ("x".into(), "a b".into()),
+                ("x".into(), "+".into()),
+                ("empty".into(), String::new()),
+            ]
+        );
+        assert_eq!(
+            request.path_and_query(|_| false),
+            "/members/v1/members/a%20b%3Bc?fieldsets=FULL&x=a%20b&x=%2B&empty="
+        );
+        assert_eq!(
+            request.path_and_query(|key| key == "x"),
+            "/members/v1/members/a%20b%3Bc?fieldsets=FULL&empty="
+        );
+        assert_eq!(canon("/").unwrap().path(), "/");
+    }
+
+    #[test]
+    fn smuggling_headers_are_rejected() {
+        let uri: Uri = "/a".parse().unwrap();
+        for (name, values) in [
+            ("host", &["a", "b"][..]),
+            ("authorization", &["t1", "t2"][..]),
+            ("upgrade", &["websocket"][..]),
+            ("transfer-encoding", &["gzip, chunked"][..]),
+            ("transfer-encoding", &["chunked", "chunked"][..]),
+        ] {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(http::HeaderName::from_static(name), value.parse().unwrap());
+            }
+            assert!(
+                CanonicalRequest::parse(&Method::POST, &uri, &headers).is_err(),
+                "{name}: {values:?}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TRANSFER_ENCODING, "Chunked".parse().unwrap());
+        assert!(CanonicalRequest::parse(&Method::POST, &uri, &headers).is_ok());
+        assert!(CanonicalRequest::parse(&Method::TRACE, &uri, &HeaderMap::new()).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Header hygiene for both directions: hop-by-hop headers and every name a
+//! `Connection` header lists are connection-scoped and never cross the proxy;
+//! request headers reach Wix only from an allowlist.
+
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
+/// plus the non-standard ones proxies commonly see).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Request headers forwarded to Wix by default: what a Wix API reads to
+/// understand a request, nothing that identifies the caller or the proxy.
+pub const FORWARDED_REQUEST_HEADERS: [HeaderName; 9] = [
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::CONTENT_TYPE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::USER_AGENT,
+    HeaderName::from_static("x-wix-consistent"),
+    HeaderName::from_static("x-request-id"),
+];
+
+/// The request id header, set by the gateway on both sides.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wix's own request id, kept on the way back and logged.
+pub const WIX_REQUEST_ID: HeaderName = HeaderName::from_static("x-wix-request-id");
+
+/// Names the `Connection` headers of `headers` list, lower-cased.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim().to_ascii_lowercase()).ok())
+        .collect()
+}
+
+/// Removes hop-by-hop headers and the names `Connection` lists, in place.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// The request headers to send upstream: the allowlisted ones (built-in plus
+/// `extra`) that are not connection-scoped. Credentials, cookies, forwarding
+/// headers and everything else stay behind.
+pub fn upstream_request_headers(inbound: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
+    let listed = connection_listed(inbound);
+    let mut out = HeaderMap::new();
+    for name in FORWARDED_REQUEST_HEADERS.iter().chain(extra) {
+        if listed.contains(name) || HOP_BY_HOP.contains(name) || name == header::AUTHORIZATION {
+            continue;
+        }
+        for value in inbound.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// A request id: the client's own when it is short and plain (so it can be
+/// correlated end to end without becoming a log-injection vector), a fresh
+/// random one otherwise.
+pub fn request_id(inbound: &HeaderMap) -> HeaderValue {
+    inbound
+        .get(&REQUEST_ID)
+        .filter(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= 64
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let id: u128 = rand::random();
+            HeaderValue::try_from(format!("{id:032x}")).expect("hex is a valid header value")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_allowlisted_and_unlisted_headers_go_upstream() {
+        let inbound = map(&[
+            ("authorization", "caller-token"),
+            ("cookie", "a=b"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("connection", "keep-alive, Accept-Language"),
+            ("accept-language", "fr"),
+            ("accept", "application/json"),
+            ("x-wix-consistent", "abc"),
+            ("te", "trailers"),
+            ("x-extra", "kept"),
+        ]);
+        let out = upstream_request_headers(&inbound, &[HeaderName::from_static("x-extra")]);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["accept", "x-wix-consistent", "x-extra"]);
+    }
+
+    #[test]
+    fn hop_by_hop_and_listed_are_stripped() {
+        let mut headers = map(&[
+            ("connection", "x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type"]);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_plain() {
+        assert_eq!(request_id(&map(&[("x-request-id", "abc-123")])), "abc-123");
+        let fresh = request_id(&map(&[("x-request-id", "evil\"}")]));
+        assert_eq!(fresh.len(), 32);
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+}

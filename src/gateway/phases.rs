@@ -1,0 +1,297 @@
+//! One request, top to bottom, in the phases the architecture names:
+//! canonicalize → route → authenticate → authorize → credential →
+//! upstream_request → forward → response_filter → logging.
+//!
+//! `handle_request` turns every error into its response and logs the
+//! decision; `handle_request_inner` holds the logic and returns early, with
+//! an error, at the first doubt.
+
+use std::{net::SocketAddr, time::Instant};
+
+use bytes::Bytes;
+use http::{header, request::Parts, HeaderMap, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::{
+    canonical::CanonicalRequest,
+    cors::Cors,
+    headers::{self, REQUEST_ID, WIX_REQUEST_ID},
+    inspect,
+    log::DecisionRecord,
+    Gateway,
+};
+use crate::{
+    body::{self, Body},
+    caller::{Caller, IdentitySource},
+    error::GatewayError,
+    identity::{self, token_from_header},
+    policy::{self, Decision, Mode, RequestView, RouteMatch},
+    secret::Secret,
+};
+
+/// The request body on its way through: untouched until a phase needs it.
+enum RequestBody {
+    /// Not read yet; streams to the upstream as it arrives.
+    Streaming(Incoming),
+    /// Read in full: these exact bytes are what was inspected and what is
+    /// forwarded.
+    Buffered(Bytes),
+}
+
+impl RequestBody {
+    async fn buffer(self, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+        match self {
+            Self::Buffered(bytes) => Ok(bytes),
+            Self::Streaming(incoming) => inspect::read_body(headers, incoming, limit).await,
+        }
+    }
+}
+
+impl Gateway {
+    /// Answers one request, whatever happens, and logs its decision.
+    pub(super) async fn handle_request(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = headers::request_id(request.headers());
+        let id_text = request_id.to_str().unwrap_or_default().to_owned();
+        let method = request.method().clone();
+        let origin = self.0.cors.check_origin(request.headers());
+        let mut record = DecisionRecord::default();
+
+        let result = self
+            .handle_request_inner(request, &request_id, origin.clone(), &mut record)
+            .await;
+        let mut response = result.unwrap_or_else(|error| {
+            record.reject(&error);
+            error.to_response(&id_text)
+        });
+
+        // response_filter
+        headers::strip_hop_by_hop(response.headers_mut());
+        response.headers_mut().insert(REQUEST_ID, request_id);
+        if let Ok(Some(origin)) = &origin {
+            Cors::apply(response.headers_mut(), origin);
+        }
+
+        // logging
+        record.emit(
+            &id_text,
+            &method,
+            peer,
+            response.status(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    async fn handle_request_inner(
+        &self,
+        request: Request<Incoming>,
+        request_id: &HeaderValue,
+        origin: Result<Option<HeaderValue>, GatewayError>,
+        record: &mut DecisionRecord,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, body) = request.into_parts();
+
+        // canonicalize
+        let canonical = CanonicalRequest::parse(&parts.method, &parts.uri, &parts.headers)?;
+        record.path(canonical.path());
+        let origin = origin?;
+        if let Some(preflight) =
+            self.0
+                .cors
+                .preflight(&parts.method, &parts.headers, origin.as_ref())
+        {
+            return Ok(preflight);
+        }
+
+        // route: the policy set is pinned for the whole request, so a reload
+        // never changes the rules under a request in flight.
+        let policies = self.0.policies.load_full();
+        let matches = policies.route(&canonical.method, &canonical.segment_refs());
+        if matches.is_empty() {
+            record.deny(policy::DenyReason::NoRoute);
+            return Err(GatewayError::Forbidden);
+        }
+
+        // authenticate
+        let (caller, caller_token) = self
+            .authenticate(&parts.headers, &canonical, &matches)
+            .await?;
+        record.caller(&caller);
+
+        // authorize: the body is read only when a rule that could admit this
+        // caller inspects it.
+        let reads_body = matches.iter().any(|candidate| {
+            candidate.rule.reads_body() && candidate.rule.admits(caller.subject_type, caller.source)
+        });
+        let (body, json) = if reads_body {
+            let bytes = inspect::read_body(&parts.headers, body, self.0.config.body_limit).await?;
+            let json = inspect::parse_json(&parts.headers, &bytes)?;
+            (RequestBody::Buffered(bytes), json)
+        } else {
+            (RequestBody::Streaming(body), None)
+        };
+        let view = RequestView {
+            query: &canonical.query,
+            headers: &parts.headers,
+            body: json.as_ref(),
+        };
+        let allowed = match policy::authorize(&matches, &view, &caller) {
+            Decision::Allow(allowed) => allowed,
+            Decision::Deny(reason) => {
+                record.deny(reason);
+                return Err(GatewayError::Forbidden);
+            }
+        };
+        record.allow(allowed.rule);
+
+        // credential, upstream_request, forward
+        let target = UpstreamTarget {
+            parts: &parts,
+            canonical: &canonical,
+            caller: &caller,
+            request_id,
+        };
+        match allowed.rule.mode() {
+            Mode::Elevate => {
+                // Buffered so that the one retry after a refused app token
+                // sends exactly the same bytes.
+                let bytes = body
+                    .buffer(&parts.headers, self.0.config.body_limit)
+                    .await?;
+                self.forward_elevated(&target, bytes, record).await
+            }
+            Mode::PassThrough => {
+                let token = caller_token.ok_or(GatewayError::Forbidden)?;
+                let credential = self.0.credentials.caller_token(token).await?;
+                let body = match body {
+                    RequestBody::Buffered(bytes) => body::full(bytes),
+                    RequestBody::Streaming(incoming) => {
+                        if inspect::declared_length(&parts.headers)
+                            .is_some_and(|length| length > self.0.config.body_limit as u64)
+                        {
+                            return Err(GatewayError::PayloadTooLarge(self.0.config.body_limit));
+                        }
+                        Limited::new(incoming, self.0.config.body_limit).boxed()
+                    }
+                };
+                self.forward(&target, &credential, body, record).await
+            }
+        }
+    }
+
+    /// authenticate: the caller's access token, or the legacy signed
+    /// instance where a candidate rule accepts it. Returns the caller and,
+    /// for access tokens, the token itself (pass-through needs it).
+    async fn authenticate<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        canonical: &CanonicalRequest,
+        matches: &[RouteMatch<'_>],
+    ) -> Result<(Caller, Option<&'h str>), GatewayError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = token_from_header(value)?;
+            let caller = self.0.identity.authenticate(token).await?;
+            return Ok((caller, Some(token)));
+        }
+        let instance_allowed = matches.iter().any(|candidate| {
+            candidate
+                .rule
+                .accepts_source(IdentitySource::SignedInstance)
+        });
+        if instance_allowed {
+            let mut instances = canonical.query_values("instance");
+            match (instances.next(), instances.next()) {
+                (Some(instance), None) => {
+                    let caller = identity::caller_from_signed_instance(
+                        instance,
+                        &self.0.config.wix.app_id,
+                        &self.0.config.wix.app_secret,
+                    )?;
+                    return Ok((caller, None));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(GatewayError::BadRequest("more than one instance parameter"))
+                }
+                _ => {}
+            }
+        }
+        Err(GatewayError::Unauthenticated("missing access token"))
+    }
+
+    /// Forwards with the app token of the caller's own instance; if Wix
+    /// refuses that token, drops it, mints a fresh one and tries once more.
+    async fn forward_elevated(
+        &self,
+        target: &UpstreamTarget<'_>,
+        bytes: Bytes,
+        record: &mut DecisionRecord,
+    ) -> Result<Response<Body>, GatewayError> {
+        let instance = &target.caller.instance_id;
+        let token = self.0.credentials.app_token(instance).await?;
+        let response = self
+            .forward(target, &token, body::full(bytes.clone()), record)
+            .await?;
+        if response.status() != http::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        self.0.credentials.drop_app_token(instance, &token).await;
+        let token = self.0.credentials.app_token(instance).await?;
+        record.retried();
+        self.forward(target, &token, body::full(bytes), record)
+            .await
+    }
+
+    /// upstream_request + forward: builds the request Wix receives and sends it.
+    async fn forward(
+        &self,
+        target: &UpstreamTarget<'_>,
+        credential: &Secret,
+        body: Body,
+        record: &mut DecisionRecord,
+    ) -> Result<Response<Body>, GatewayError> {
+        // The signed instance is the caller's credential: it does not travel on.
+        let strip_instance = target.caller.source == IdentitySource::SignedInstance;
+        let path = target
+            .canonical
+            .path_and_query(|key| strip_instance && key == "instance");
+        let mut headers = headers::upstream_request_headers(
+            &target.parts.headers,
+            &self.0.config.forward_headers,
+        );
+        let mut authorization = HeaderValue::try_from(credential.expose())
+            .map_err(|_| GatewayError::CredentialUnavailable)?;
+        authorization.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, authorization);
+        headers.insert(REQUEST_ID, target.request_id.clone());
+
+        let mut request = Request::builder()
+            .method(target.canonical.method.clone())
+            .uri(format!("{}{path}", self.0.base_url))
+            .body(body)
+            .map_err(|_| GatewayError::BadRequest("the request cannot be forwarded"))?;
+        *request.headers_mut() = headers;
+
+        let sent = Instant::now();
+        let response = self.0.upstream.send(request).await?;
+        record.upstream(
+            response.status(),
+            response.headers().get(WIX_REQUEST_ID),
+            sent.elapsed(),
+        );
+        Ok(response)
+    }
+}
+
+/// What the upstream request is built from.
+struct UpstreamTarget<'a> {
+    parts: &'a Parts,
+    canonical: &'a CanonicalRequest,
+    caller: &'a Caller,
+    request_id: &'a HeaderValue,
+}

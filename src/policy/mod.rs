@@ -1,0 +1,327 @@
+//! Allowlist policies: YAML rules saying which frontend calls the gateway
+//! may forward, as whom, and under which conditions.
+//!
+//! # Precedence
+//!
+//! Rules are ordered: files sorted by file name (or in the order given to
+//! [`PolicySet::from_sources`]), then rules in file order. For a request,
+//! [`PolicySet::route`] returns every rule whose method and path template
+//! match, in that order, and [`authorize`] takes the **first** of them that
+//!
+//! 1. admits the caller's type (`callers`) and identity source (`identity`), and
+//! 2. whose `when` conditions all hold,
+//!
+//! and allows the request with that rule's [`Mode`]. A rule that matches the
+//! route but does not admit the caller, or whose conditions fail, does not
+//! block later rules. If no rule decides, the request is denied
+//! ([`DenyReason`]). Nothing depends on hashing or load timing, so the same
+//! policies and request always give the same decision.
+//!
+//! # Policy files
+//!
+//! ```yaml
+//! rules:
+//!   - id: member-reads-own-profile        # required, unique across files, [A-Za-z0-9_.-]+
+//!     description: A member reads their own profile.   # optional
+//!     match: { methods: [GET], path: "/members/v1/members/{memberId}" }
+//!     callers: [MEMBER]                   # VISITOR | MEMBER | USER, at least one
+//!     mode: elevate                       # elevate | pass_through
+//!     identity: [access_token]            # default; or signed_instance (not with pass_through)
+//!     when:                               # optional; every entry must hold, in this order
+//!       path.memberId: { equals: caller.subjectId }
+//!       any:
+//!         - query.fieldsets: { absent: true }
+//!         - query.fieldsets: { one_of: [PUBLIC, FULL] }
+//! ```
+//!
+//! - Path segments: literal, `{capture}` (one whole non-empty segment), a
+//!   glob with `*`, `?` or `[...]` (one segment), or `**` last (one or more
+//!   segments). `{`/`}` elsewhere, empty segments and `.`/`..` are errors.
+//! - `when` maps a selector to operators, or `all: [maps]`, `any: [maps]`,
+//!   `not: map`. Selectors: `path.<capture>`, `query.<name>`,
+//!   `header.<name>`, `body.<dotted.path>` (digit segments index arrays),
+//!   `caller.subjectId|subjectType|instanceId|siteId`. The credentials
+//!   `header.authorization` and `query.instance` are refused.
+//! - Operators: `equals` (scalar, or `caller.<field>`), `one_of`, `prefix`,
+//!   `regex` (whole value), `exists: true`, `absent: true`, `min`, `max`.
+//! - Fail closed: a missing value, JSON `null`, a wrong type or a non-UTF-8
+//!   header fails every operator but `absent`. Repeated query parameters and
+//!   headers must all pass. Body comparisons are type-aware (`"5"` is not `5`).
+//! - YAML scalars are read as written: only `true`/`false` are booleans
+//!   (`NO` is a string), and `0123` is a string.
+//!
+//! # Pieces
+//!
+//! - [`model`]: the YAML as written (serde types only).
+//! - [`template`]: path templates and the route index.
+//! - `when` / `compile`: checks everything and reports every problem as a
+//!   [`Diagnostic`] at its `file:line:col`.
+//! - [`condition`] and [`eval`]: compiled conditions and the pure evaluator.
+
+pub mod condition;
+pub mod diagnostics;
+pub mod eval;
+pub mod model;
+pub mod template;
+
+mod compile;
+mod selector;
+mod when;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::Method;
+
+pub use self::condition::{Condition, Seen, Test};
+pub use self::diagnostics::{Diagnostic, Position, Severity};
+pub use self::eval::{
+    authorize, authorize_observed, Decision, DenyReason, NoTrace, Observer, RequestView,
+    RuleOutcome,
+};
+pub use self::template::PathTemplate;
+
+use self::compile::{caller_bit, source_bit};
+use self::diagnostics::Diagnostics;
+use self::template::{RouteIndex, METHODS};
+use crate::caller::{CallerType, IdentitySource};
+
+/// How an allowed request is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// With the app's token for the caller's own instance.
+    Elevate,
+    /// As the caller.
+    PassThrough,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Elevate => "elevate",
+            Mode::PassThrough => "pass_through",
+        })
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub(crate) id: String,
+    pub(crate) description: Option<String>,
+    pub(crate) mode: Mode,
+    /// Bit `i` set: `METHODS[i]` is allowed.
+    pub(crate) methods: u8,
+    pub(crate) template: PathTemplate,
+    /// Bits from `caller_bit`.
+    pub(crate) callers: u8,
+    /// Bits from `source_bit`.
+    pub(crate) sources: u8,
+    /// Always an [`Condition::All`]; empty when the rule has no `when`.
+    pub(crate) condition: Condition,
+    pub(crate) reads_body: bool,
+    pub(crate) file: Arc<Path>,
+    pub(crate) at: Position,
+    /// Position in precedence order.
+    pub(crate) order: u32,
+}
+
+impl Rule {
+    /// The rule's unique id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The author's description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// How an allowed request is forwarded.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether a condition reads the JSON body, so the gateway must buffer it.
+    pub fn reads_body(&self) -> bool {
+        self.reads_body
+    }
+
+    /// Whether the rule admits this caller type proven this way.
+    pub fn admits(&self, caller_type: CallerType, source: IdentitySource) -> bool {
+        self.callers & caller_bit(caller_type) != 0 && self.accepts_source(source)
+    }
+
+    /// Whether the rule accepts callers proven this way, whatever their type.
+    pub fn accepts_source(&self, source: IdentitySource) -> bool {
+        self.sources & source_bit(source) != 0
+    }
+
+    /// The path template.
+    pub fn template(&self) -> &PathTemplate {
+        &self.template
+    }
+
+    /// The methods the rule matches.
+    pub fn methods(&self) -> impl Iterator<Item = &'static Method> + '_ {
+        METHODS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.methods & (1 << i) != 0)
+            .map(|(_, m)| m)
+    }
+
+    /// The compiled `when` conditions (an empty [`Condition::All`] if none).
+    pub fn condition(&self) -> &Condition {
+        &self.condition
+    }
+
+    /// The file the rule is in.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Where the rule's `id` is written.
+    pub fn position(&self) -> Position {
+        self.at
+    }
+}
+
+/// A rule whose method and path matched a request.
+#[derive(Debug, Clone)]
+pub struct RouteMatch<'a> {
+    /// The rule.
+    pub rule: &'a Rule,
+    /// The template's captures, in template order: (name, decoded segment).
+    pub captures: Vec<(&'a str, String)>,
+}
+
+/// A compiled, immutable set of rules with its route index.
+#[derive(Debug)]
+pub struct PolicySet {
+    rules: Vec<Rule>,
+    index: RouteIndex,
+    warnings: Vec<Diagnostic>,
+}
+
+impl PolicySet {
+    /// Loads a policy file, or every `*.yaml` / `*.yml` file directly in a
+    /// folder (not in subfolders, not hidden ones), sorted by file name.
+    ///
+    /// On failure returns every diagnostic found, warnings included.
+    pub fn load(path: &Path) -> Result<PolicySet, Vec<Diagnostic>> {
+        let mut diags = Diagnostics::default();
+        let mut sources = Vec::new();
+        for file in policy_files(path, &mut diags) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => sources.push((file, text)),
+                Err(e) => diags.error(&file, Position::START, format!("cannot read: {e}")),
+            }
+        }
+        Self::compile(&sources, diags)
+    }
+
+    /// Compiles policies from memory, in the order given (file names are
+    /// only used in diagnostics).
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<PolicySet, Vec<Diagnostic>> {
+        Self::compile(sources, Diagnostics::default())
+    }
+
+    fn compile(
+        sources: &[(PathBuf, String)],
+        mut diags: Diagnostics,
+    ) -> Result<PolicySet, Vec<Diagnostic>> {
+        let rules = compile::compile_sources(sources, &mut diags);
+        let has_errors = diags.has_errors();
+        let mut diags = diags.into_vec();
+        // Checks run field by field and across rules; readers want source order.
+        // Problems with no source (a folder, an unreadable file) come first.
+        diags.sort_by_key(|d| {
+            let file = sources.iter().position(|(path, _)| *path == d.file);
+            (file, d.line, d.column)
+        });
+        if has_errors {
+            return Err(diags);
+        }
+        let mut index = RouteIndex::default();
+        for rule in &rules {
+            index.insert(rule.methods, &rule.template, rule.order);
+        }
+        Ok(PolicySet {
+            rules,
+            index,
+            warnings: diags,
+        })
+    }
+
+    /// The rules, in precedence order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Warnings found while loading (probable mistakes that do not stop it).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// Every rule whose method and path template match, in precedence order.
+    ///
+    /// `segments` are the decoded path segments (`/a/b` is `["a", "b"]`). A
+    /// method no rule can name, or an empty segment, matches nothing.
+    pub fn route<'a>(&'a self, method: &Method, segments: &[&str]) -> Vec<RouteMatch<'a>> {
+        let mut matches = Vec::new();
+        self.index.lookup(method, segments, &mut |order| {
+            let rule = &self.rules[order as usize];
+            matches.push(RouteMatch {
+                rule,
+                captures: rule.template.captures(segments),
+            });
+        });
+        matches.sort_unstable_by_key(|m| m.rule.order);
+        matches
+    }
+}
+
+/// The files [`PolicySet::load`] reads for `path`, sorted by file name.
+fn policy_files(path: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            diags.error(path, Position::START, format!("cannot read: {e}"));
+            return Vec::new();
+        }
+    };
+    if !metadata.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diags.error(path, Position::START, format!("cannot read folder: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // Like a shell's `*.yaml`: editors' hidden lock and backup files stay out.
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if files.is_empty() {
+        diags.error(
+            path,
+            Position::START,
+            "no *.yaml or *.yml policy files in this folder: every request would be denied",
+        );
+    }
+    files
+}

@@ -1,0 +1,162 @@
+//! The policy file as written: serde types only, no validation.
+//!
+//! Everything the compiler checks semantically (method names, caller types,
+//! modes, selectors, operators) is kept as spanned text or as a spanned YAML
+//! tree ([`Node`]) rather than as closed serde enums. A serde enum would stop
+//! the whole file at the first unknown spelling; keeping the text lets the
+//! compiler report every such mistake, each at its own line and column.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// One policy file: a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The rules, in precedence order within this file.
+    pub rules: Vec<RuleDoc>,
+}
+
+/// One rule, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// Unique name of the rule across all files.
+    pub id: Spanned<String>,
+    /// Free text for humans and for `explain`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Which requests the rule is about.
+    #[serde(rename = "match")]
+    pub matcher: MatchDoc,
+    /// Caller types the rule admits (`VISITOR`, `MEMBER`, `USER`).
+    pub callers: Spanned<Vec<Spanned<String>>>,
+    /// `elevate` or `pass_through`.
+    pub mode: Spanned<String>,
+    /// Identity sources the rule accepts (`access_token`, `signed_instance`).
+    #[serde(default)]
+    pub identity: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Conditions, kept as a tree: its keys decide how the values are read.
+    #[serde(default)]
+    pub when: Option<Spanned<Node>>,
+}
+
+/// The `match:` block of a rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchDoc {
+    /// HTTP methods, upper-case.
+    pub methods: Spanned<Vec<Spanned<String>>>,
+    /// The path template.
+    pub path: Spanned<String>,
+}
+
+/// A YAML node of any shape, with the location of every key and value.
+///
+/// Mapping entries keep their YAML order, so that conditions are evaluated
+/// (and later traced) in the order the author wrote them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// `~`, `null` or an empty value.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// A positive integer beyond `i64`.
+    UInt(u64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string scalar.
+    String(String),
+    /// A sequence.
+    Seq(Vec<Spanned<Node>>),
+    /// A mapping, in document order.
+    Map(Vec<(Spanned<String>, Spanned<Node>)>),
+}
+
+impl Node {
+    /// A short name of the node's kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) | Node::UInt(_) | Node::Float(_) => "a number",
+            Node::String(_) => "a string",
+            Node::Seq(_) => "a list",
+            Node::Map(_) => "a map",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        Node::deserialize(deserializer)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(i64::try_from(v).map_or(Node::UInt(v), Node::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::String(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let value = map.next_value::<Spanned<Node>>()?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}

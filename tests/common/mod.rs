@@ -1,0 +1,221 @@
+//! A gateway and a sandbox on 127.0.0.1:0, in process, for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    time::Duration,
+};
+
+use wix_elevator::{
+    config::Config,
+    gateway::Gateway,
+    policy::PolicySet,
+    sandbox::{MintRequest, Sandbox, SandboxConfig},
+    secret::Secret,
+    server::Server,
+};
+
+pub const APP_ID: &str = "test-app";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const INSTANCE: &str = "instance-1";
+
+/// Policies most tests use.
+pub const POLICIES: &str = r#"
+rules:
+  - id: member-reads-own-profile
+    description: A member reads their own profile.
+    match: { methods: [GET], path: "/members/v1/members/{memberId}" }
+    callers: [MEMBER]
+    mode: elevate
+    when:
+      path.memberId: { equals: caller.subjectId }
+      query.fieldsets: { one_of: [PUBLIC, FULL] }
+  - id: reviews-query
+    description: Anyone queries the public Reviews collection, a page at a time.
+    match: { methods: [POST], path: "/wix-data/v2/items/query" }
+    callers: [VISITOR, MEMBER]
+    mode: elevate
+    when:
+      body.dataCollectionId: { equals: Reviews }
+      body.query.paging.limit: { max: 100 }
+  - id: members-query-as-caller
+    description: Members query members as themselves.
+    match: { methods: [POST], path: "/members/v1/members/query" }
+    callers: [MEMBER]
+    mode: pass_through
+  - id: contact-with-header
+    match: { methods: [GET], path: "/contacts/v4/contacts/{contactId}" }
+    callers: [MEMBER]
+    mode: elevate
+    when:
+      header.x-app-client: { prefix: "site-" }
+      path.contactId: { regex: "[a-f0-9-]{8,}" }
+      query.debug: { absent: true }
+  - id: legacy-instance
+    match: { methods: [GET], path: "/apps/v1/instance" }
+    callers: [VISITOR, MEMBER, USER]
+    mode: elevate
+    identity: [signed_instance]
+"#;
+
+/// A running sandbox and gateway.
+pub struct Harness {
+    pub sandbox: Sandbox,
+    pub gateway: Gateway,
+    pub server: Server,
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+/// Gateway configuration text; `{base}` is replaced by the sandbox URL.
+pub const CONFIG: &str = r#"
+listen: 127.0.0.1:0
+wix:
+  base_url: "{base}"
+  app_id: test-app
+  app_secret: ${TEST_SECRET}
+policies: unused/
+limits:
+  body_bytes: 4096
+timeouts:
+  identity: 1s
+  upstream: 2s
+cors:
+  allowed_origins: ["https://site.example.com"]
+"#;
+
+impl Harness {
+    /// Gateway + sandbox with [`POLICIES`] and the default config.
+    pub async fn start() -> Self {
+        Self::build(POLICIES, |_| {}, |_| {}).await
+    }
+
+    /// Gateway + sandbox with `policies`, and the configs adjusted.
+    pub async fn build(
+        policies: &str,
+        adjust: impl FnOnce(&mut Config),
+        adjust_sandbox: impl FnOnce(&mut SandboxConfig),
+    ) -> Self {
+        let mut sandbox_config = SandboxConfig::new(APP_ID, Secret::new(APP_SECRET));
+        adjust_sandbox(&mut sandbox_config);
+        let sandbox = Sandbox::start(loopback().await, sandbox_config);
+        let text = CONFIG.replace("{base}", &sandbox.base_url());
+        let mut config = Config::parse(&PathBuf::from("test/proxy.yaml"), &text, &|name| {
+            (name == "TEST_SECRET").then(|| APP_SECRET.to_owned())
+        })
+        .expect("test config is valid");
+        adjust(&mut config);
+        let policies =
+            PolicySet::from_sources(&[(PathBuf::from("test.yaml"), policies.to_owned())])
+                .unwrap_or_else(|errors| panic!("test policies are valid: {errors:#?}"));
+        let gateway = Gateway::new(config, policies);
+        let server = gateway.start(loopback().await);
+        let url = format!("http://{}", server.local_addr());
+        Self {
+            sandbox,
+            gateway,
+            server,
+            url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Mints a caller token for the test app's [`INSTANCE`].
+    pub fn token(&self, subject_type: &str, subject_id: &str) -> String {
+        self.mint(MintRequest {
+            subject_type: subject_type.into(),
+            subject_id: subject_id.into(),
+            instance_id: Some(INSTANCE.into()),
+            site_id: Some("site-1".into()),
+            ..MintRequest::default()
+        })
+    }
+
+    /// Mints a token as `request` says.
+    pub fn mint(&self, request: MintRequest) -> String {
+        self.sandbox.mint_token(request).access_token
+    }
+
+    /// `GET path` with `token` as the raw Authorization value.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .header("authorization", token)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, token: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .header("authorization", token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// Sends `raw` bytes as one HTTP/1.1 exchange and returns the status line
+    /// and the whole answer; for requests a real client would normalize.
+    pub fn raw(&self, raw: &str) -> (u16, String) {
+        raw_exchange(self.server.local_addr(), raw)
+    }
+}
+
+/// A listener on 127.0.0.1 with a port the OS picks.
+pub async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback binds")
+}
+
+/// One HTTP/1.1 exchange over a plain socket, bounded in time.
+pub fn raw_exchange(addr: SocketAddr, raw: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// The Wix-shaped error of a gateway rejection: its code and request id.
+pub async fn wix_error(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let error = &body["details"]["applicationError"];
+    assert_eq!(error["data"]["requestId"], header_id.as_str(), "{body}");
+    assert!(body["message"].is_string(), "{body}");
+    (
+        status,
+        error["code"].as_str().unwrap().to_owned(),
+        header_id,
+    )
+}
+
+/// The first value of header `name` as the sandbox received it.
+pub fn first_header(request: &wix_elevator::sandbox::RecordedRequest, name: &str) -> String {
+    wix_elevator::sandbox::header(request, name)
+        .first()
+        .map(|value| (*value).to_owned())
+        .unwrap_or_default()
+}

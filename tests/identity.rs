@@ -1,0 +1,164 @@
+//! End to end: who may call, and what happens when Wix cannot say.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wix_error, Harness, INSTANCE};
+use wix_elevator::sandbox::{Credential, Fault, MintRequest};
+
+const OWN_PROFILE: &str = "/members/v1/members/member-1?fieldsets=FULL";
+
+fn member_token(h: &Harness, adjust: impl FnOnce(&mut MintRequest)) -> String {
+    let mut request = MintRequest {
+        subject_type: "MEMBER".into(),
+        subject_id: "member-1".into(),
+        instance_id: Some(INSTANCE.into()),
+        ..MintRequest::default()
+    };
+    adjust(&mut request);
+    h.mint(request)
+}
+
+#[tokio::test]
+async fn tokens_wix_would_not_vouch_for_are_401() {
+    let h = Harness::start().await;
+    let revoked = member_token(&h, |_| {});
+    h.sandbox.revoke(&revoked);
+    let cases = [
+        (
+            "another app",
+            member_token(&h, |r| r.client_id = Some("other-app".into())),
+        ),
+        ("expired", member_token(&h, |r| r.ttl_seconds = Some(-5))),
+        ("revoked", revoked),
+        ("no instance", member_token(&h, |r| r.instance_id = None)),
+        (
+            "an app token",
+            member_token(&h, |r| r.subject_type = "APP".into()),
+        ),
+        (
+            "unknown subject",
+            member_token(&h, |r| r.subject_type = "UNKNOWN".into()),
+        ),
+        ("unknown token", "OauthNG.JWS.not.a.token".to_owned()),
+    ];
+    for (what, token) in cases {
+        let (status, code, _) = wix_error(h.get(OWN_PROFILE, &token).await).await;
+        assert_eq!((status, code.as_str()), (401, "UNAUTHENTICATED"), "{what}");
+    }
+    let response = h
+        .client
+        .get(format!("{}{OWN_PROFILE}", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wix_error(response).await.0, 401, "no token");
+    assert!(h.sandbox.requests().is_empty());
+    assert_eq!(h.sandbox.stats().client_credentials_calls, 0);
+}
+
+#[tokio::test]
+async fn a_bearer_prefix_is_accepted() {
+    let h = Harness::start().await;
+    let token = member_token(&h, |_| {});
+    let response = h.get(OWN_PROFILE, &format!("Bearer {token}")).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn token_info_down_is_503_never_an_allow_and_never_cached() {
+    let h = Harness::start().await;
+    let token = member_token(&h, |_| {});
+    h.sandbox.set_token_info_fault(Some(Fault::Status(503)));
+    let (status, code, _) = wix_error(h.get(OWN_PROFILE, &token).await).await;
+    assert_eq!((status, code.as_str()), (503, "UNAVAILABLE"));
+    h.sandbox.set_token_info_fault(Some(Fault::Hang));
+    let (status, _, _) = wix_error(h.get(OWN_PROFILE, &token).await).await;
+    assert_eq!(status, 503, "a token-info timeout");
+    assert!(h.sandbox.requests().is_empty());
+
+    h.sandbox.set_token_info_fault(None);
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    assert_eq!(h.sandbox.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_first_requests_costs_one_token_info_call_and_one_mint() {
+    let h = Harness::start().await;
+    let token = member_token(&h, |_| {});
+    let requests = (0..100).map(|_| h.get(OWN_PROFILE, &token));
+    let responses = futures::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+    let stats = h.sandbox.stats();
+    assert_eq!(stats.token_info_calls, 1);
+    assert_eq!(stats.client_credentials_calls, 1);
+    assert_eq!(stats.api_calls, 100);
+}
+
+#[tokio::test]
+async fn the_app_token_is_refreshed_before_it_expires() {
+    // Tokens live 4 s and are refreshed 1 s early: a request at 3.2 s must
+    // already carry a new token, minted while the old one was still valid.
+    let h = Harness::build(
+        common::POLICIES,
+        |config| config.cache.app_token_refresh_margin = Duration::from_secs(1),
+        |sandbox| sandbox.app_token_ttl = Duration::from_secs(4),
+    )
+    .await;
+    let token = member_token(&h, |_| {});
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    assert_eq!(
+        h.sandbox.stats().client_credentials_calls,
+        1,
+        "reused while fresh"
+    );
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    assert_eq!(h.sandbox.stats().client_credentials_calls, 2);
+    let received = h.sandbox.requests();
+    let first = common::first_header(&received[0], "authorization");
+    let last = common::first_header(&received[2], "authorization");
+    assert_ne!(first, last);
+    assert!(received
+        .iter()
+        .all(|r| matches!(r.credential, Credential::App { .. })));
+}
+
+#[tokio::test]
+async fn an_upstream_401_re_mints_the_app_token_and_retries_once() {
+    let h = Harness::start().await;
+    let visitor = h.token("VISITOR", "visitor-1");
+    let body = r#"{"dataCollectionId":"Reviews","query":{"paging":{"limit":5}}}"#;
+    assert_eq!(
+        h.post_json("/wix-data/v2/items/query", &visitor, body)
+            .await
+            .status(),
+        200
+    );
+    h.sandbox.expire_app_tokens();
+    h.sandbox.clear_requests();
+
+    let response = h
+        .post_json("/wix-data/v2/items/query", &visitor, body)
+        .await;
+    assert_eq!(response.status(), 200);
+    let received = h.sandbox.requests();
+    assert_eq!(received.len(), 2, "one refused attempt, one retry");
+    assert_eq!(received[0].credential, Credential::Invalid);
+    assert!(matches!(received[1].credential, Credential::App { .. }));
+    assert_eq!(received[1].body, body, "the retry sends the same bytes");
+    assert_eq!(h.sandbox.stats().client_credentials_calls, 2);
+}
+
+#[tokio::test]
+async fn a_401_that_survives_the_retry_is_returned_not_retried_again() {
+    let h = Harness::start().await;
+    let member = h.token("MEMBER", "member-1");
+    let response = h
+        .get(&format!("{OWN_PROFILE}&_sandbox_status=401"), &member)
+        .await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(h.sandbox.requests().len(), 2);
+}
