@@ -46,6 +46,9 @@ pub struct Config {
 pub struct WixConfig {
     /// Scheme and authority of Wix's APIs, e.g. `https://www.wixapis.com`.
     pub base_url: Uri,
+    /// Where token-info and token live; the same host as the APIs unless
+    /// configured (a local stand-in for one of them, for instance).
+    pub oauth_base_url: Uri,
     /// The app id (`client_id`); tokens must have been issued for it.
     pub app_id: String,
     /// The app secret; never printed.
@@ -162,6 +165,8 @@ struct RawConfig {
 struct RawWix {
     #[serde(default)]
     base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    oauth_base_url: Option<Spanned<String>>,
     app_id: Spanned<String>,
     app_secret: Spanned<String>,
     #[serde(default)]
@@ -224,19 +229,11 @@ impl Validator<'_> {
             });
         let base_url = match &raw.wix.base_url {
             None => Some(Uri::from_static(DEFAULT_WIX_BASE_URL)),
-            Some(s) => self.expand(s).and_then(|value| {
-                let uri = value.parse::<Uri>().ok().filter(|uri| {
-                    matches!(uri.scheme_str(), Some("http" | "https"))
-                        && uri.authority().is_some()
-                        && matches!(uri.path(), "" | "/")
-                        && uri.query().is_none()
-                });
-                self.check(
-                    s,
-                    uri,
-                    "base_url must be a scheme and host only, like https://www.wixapis.com",
-                )
-            }),
+            Some(s) => self.base_url(s),
+        };
+        let oauth_base_url = match &raw.wix.oauth_base_url {
+            None => base_url.clone(),
+            Some(s) => self.base_url(s),
         };
         let app_id = self.expand(&raw.wix.app_id).and_then(|id| {
             self.check(
@@ -304,29 +301,40 @@ impl Validator<'_> {
             })
             .collect();
 
-        match (listen, base_url, app_id, app_secret, policies) {
-            (Some(listen), Some(base_url), Some(app_id), Some(app_secret), Some(policies))
-                if self.errors.is_empty() =>
-            {
-                Ok(Config {
-                    listen,
-                    wix: WixConfig {
-                        base_url,
-                        app_id,
-                        app_secret: Secret::new(app_secret),
-                        pass_through: raw
-                            .wix
-                            .pass_through
-                            .unwrap_or(PassThroughMode::StripBoundSession),
-                    },
-                    policies,
-                    body_limit: raw.limits.body_bytes.unwrap_or(1024 * 1024),
-                    timeouts,
-                    cache,
-                    cors,
-                    forward_headers,
-                })
-            }
+        match (
+            listen,
+            base_url,
+            oauth_base_url,
+            app_id,
+            app_secret,
+            policies,
+        ) {
+            (
+                Some(listen),
+                Some(base_url),
+                Some(oauth_base_url),
+                Some(app_id),
+                Some(app_secret),
+                Some(policies),
+            ) if self.errors.is_empty() => Ok(Config {
+                listen,
+                wix: WixConfig {
+                    base_url,
+                    oauth_base_url,
+                    app_id,
+                    app_secret: Secret::new(app_secret),
+                    pass_through: raw
+                        .wix
+                        .pass_through
+                        .unwrap_or(PassThroughMode::StripBoundSession),
+                },
+                policies,
+                body_limit: raw.limits.body_bytes.unwrap_or(1024 * 1024),
+                timeouts,
+                cache,
+                cors,
+                forward_headers,
+            }),
             _ => Err(Diagnostics(self.errors)),
         }
     }
@@ -370,6 +378,21 @@ impl Validator<'_> {
         }
         out.push_str(rest);
         Some(out)
+    }
+
+    fn base_url(&mut self, value: &Spanned<String>) -> Option<Uri> {
+        let expanded = self.expand(value)?;
+        let uri = expanded.parse::<Uri>().ok().filter(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.authority().is_some()
+                && matches!(uri.path(), "" | "/")
+                && uri.query().is_none()
+        });
+        self.check(
+            value,
+            uri,
+            "a base URL is a scheme and host only, like https://www.wixapis.com",
+        )
     }
 
     fn duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {
@@ -426,7 +449,10 @@ mod tests {
         .unwrap_err();
         let lines: Vec<String> = error.0.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 4, "{lines:#?}");
-        assert!(lines[0].starts_with("conf/proxy.yaml:1:9: error: listen"));
+        assert!(
+            lines[0].starts_with("conf/proxy.yaml:1:9: error: listen"),
+            "{lines:#?}"
+        );
         assert!(lines[1].contains(":3:11: error: environment variable NOPE is not set"));
         assert!(lines
             .iter()

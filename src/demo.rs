@@ -148,6 +148,7 @@ impl Demo {
             SandboxConfig::new(config.wix.app_id.clone(), config.wix.app_secret.clone()),
         );
         config.wix.base_url = sandbox.base_url().parse()?;
+        config.wix.oauth_base_url = config.wix.base_url.clone();
         config.listen = listen.unwrap_or(config.listen);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

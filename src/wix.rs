@@ -76,7 +76,7 @@ impl WixOAuth {
     /// A client for the Wix side described by `wix`, each call bounded by
     /// `timeout`.
     pub fn new(wix: &WixConfig, connect_timeout: Duration, timeout: Duration) -> Self {
-        let base = wix.base_url.to_string();
+        let base = wix.oauth_base_url.to_string();
         let base = base.trim_end_matches('/');
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
