@@ -8,7 +8,13 @@
 //! Each cache runs one mint per key at a time, so a burst of first requests
 //! costs one call to Wix.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use moka::{future::Cache, Expiry};
 use sha2::{Digest, Sha256};
@@ -16,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     config::{Config, PassThroughMode},
     error::GatewayError,
+    metrics::Metrics,
     secret::Secret,
     wix::{IssuedToken, WixCallError, WixOAuth},
 };
@@ -50,6 +57,32 @@ pub struct Credentials {
     pass_through: PassThroughMode,
     app_tokens: Cache<String, IssuedToken>,
     caller_tokens: Cache<[u8; 32], IssuedToken>,
+    metrics: Arc<Metrics>,
+}
+
+/// Metric names of the two caches.
+const APP_TOKEN: &str = "app_token";
+const PASS_THROUGH: &str = "pass_through";
+
+fn token_cache<K>(
+    capacity: u64,
+    margin: Duration,
+    metrics: &Arc<Metrics>,
+    name: &'static str,
+) -> Cache<K, IssuedToken>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let evictions = metrics.clone();
+    Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(RefreshBeforeExpiry { margin })
+        .eviction_listener(move |_key, _value, cause| {
+            if cause.was_evicted() {
+                evictions.cache_event(name, "eviction");
+            }
+        })
+        .build()
 }
 
 impl std::fmt::Debug for Credentials {
@@ -62,34 +95,48 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    fn count(&self, cache: &'static str, minted: &AtomicBool) {
+        let event = if minted.load(Ordering::Relaxed) {
+            "miss"
+        } else {
+            "hit"
+        };
+        self.metrics.cache_event(cache, event);
+    }
+
     /// Credentials minted through `wix`, cached as `config` says.
-    pub fn new(config: &Config, wix: WixOAuth) -> Self {
+    pub fn new(config: &Config, wix: WixOAuth, metrics: Arc<Metrics>) -> Self {
         let margin = config.cache.app_token_refresh_margin;
         Self {
             wix,
             pass_through: config.wix.pass_through,
-            app_tokens: Cache::builder()
-                .max_capacity(config.cache.app_tokens)
-                .expire_after(RefreshBeforeExpiry { margin })
-                .build(),
-            caller_tokens: Cache::builder()
-                .max_capacity(config.cache.pass_through_tokens)
-                .expire_after(RefreshBeforeExpiry { margin })
-                .build(),
+            app_tokens: token_cache(config.cache.app_tokens, margin, &metrics, APP_TOKEN),
+            caller_tokens: token_cache(
+                config.cache.pass_through_tokens,
+                margin,
+                &metrics,
+                PASS_THROUGH,
+            ),
+            metrics,
         }
     }
 
     /// The app's elevated token for `instance_id`. The instance always comes
     /// from the verified caller, never from the request.
     pub async fn app_token(&self, instance_id: &str) -> Result<Secret, GatewayError> {
-        self.app_tokens
-            .try_get_with_by_ref(instance_id, self.wix.client_credentials(instance_id))
-            .await
-            .map(|token| token.access_token.clone())
-            .map_err(|error| {
-                tracing::warn!(%error, instance_id, "app token mint failed");
-                GatewayError::CredentialUnavailable
+        let minted = AtomicBool::new(false);
+        let token = self
+            .app_tokens
+            .try_get_with_by_ref(instance_id, async {
+                minted.store(true, Ordering::Relaxed);
+                self.wix.client_credentials(instance_id).await
             })
+            .await;
+        self.count(APP_TOKEN, &minted);
+        token.map(|token| token.access_token).map_err(|error| {
+            tracing::warn!(%error, instance_id, "app token mint failed");
+            GatewayError::CredentialUnavailable
+        })
     }
 
     /// Forgets `stale` as the app token of `instance_id` after Wix refused
@@ -109,10 +156,17 @@ impl Credentials {
             return Ok(Secret::new(caller_token));
         }
         let key: [u8; 32] = Sha256::digest(caller_token.as_bytes()).into();
-        self.caller_tokens
-            .try_get_with(key, self.wix.strip_bound_session(caller_token))
-            .await
-            .map(|token| token.access_token.clone())
+        let minted = AtomicBool::new(false);
+        let token = self
+            .caller_tokens
+            .try_get_with(key, async {
+                minted.store(true, Ordering::Relaxed);
+                self.wix.strip_bound_session(caller_token).await
+            })
+            .await;
+        self.count(PASS_THROUGH, &minted);
+        token
+            .map(|token| token.access_token)
             .map_err(|error| match *error {
                 WixCallError::Rejected(_) => {
                     GatewayError::Unauthenticated("the access token was refused by Wix")

@@ -153,7 +153,7 @@ impl Demo {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-        let server = Gateway::new(config, policies).start(listener);
+        let server = Gateway::new(config, policies)?.start(listener);
 
         let mint = |subject_type: &str, subject_id: &str| {
             sandbox

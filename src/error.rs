@@ -46,6 +46,16 @@ pub enum GatewayError {
     /// The upstream did not answer in time.
     #[error("the upstream service timed out")]
     GatewayTimeout,
+    /// A rate limit on the rule is spent for this caller; retry after the
+    /// duration.
+    #[error("too many requests")]
+    RateLimited(std::time::Duration),
+    /// The gateway has as many requests in flight as it allows.
+    #[error("the gateway is at capacity")]
+    Overloaded,
+    /// The client sent its body too slowly.
+    #[error("the request body was not received in time")]
+    BodyTimeout,
 }
 
 impl GatewayError {
@@ -64,13 +74,47 @@ impl GatewayError {
             }
             Self::BadGateway => (StatusCode::BAD_GATEWAY, "UNAVAILABLE"),
             Self::GatewayTimeout => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED"),
+            Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "DEADLINE_EXCEEDED"),
+        }
+    }
+
+    /// A short, stable name for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::IdentityUnavailable => "identity_unavailable",
+            Self::CredentialUnavailable => "credential_unavailable",
+            Self::BadGateway => "bad_gateway",
+            Self::GatewayTimeout => "gateway_timeout",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::BodyTimeout => "body_timeout",
         }
     }
 
     /// The Wix-shaped JSON response for this error.
     pub fn to_response(&self, request_id: &str) -> Response<Body> {
         let (status, code) = self.status_and_code();
-        wix_error_response(status, code, &self.to_string(), request_id)
+        let mut response = wix_error_response(status, code, &self.to_string(), request_id);
+        let retry_after = match self {
+            // Whole seconds, rounded up: retrying earlier is refused again.
+            Self::RateLimited(wait) => Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            Self::Overloaded => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

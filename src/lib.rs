@@ -8,18 +8,23 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod body;
 pub mod caller;
 pub mod config;
 pub mod credentials;
+pub mod decision_log;
 pub mod demo;
 pub mod diagnostic;
 pub mod error;
+pub mod field_name;
 pub mod gateway;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod sandbox;
 pub mod secret;
 pub mod serve;
 pub mod server;
+pub mod tls;
 pub mod wix;

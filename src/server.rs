@@ -1,33 +1,67 @@
-//! The accept loop shared by the gateway and the sandbox: HTTP/1.1 and HTTP/2
-//! (prior knowledge) on one listener, hyper's timer set so that the header-read
-//! timeout is really on, and graceful shutdown.
+//! The accept loop shared by the gateway, its admin listener and the
+//! sandbox: HTTP/1.1 and HTTP/2 on one listener (cleartext, or TLS with ALPN),
+//! hyper's timer set so that its header-read timeout is really on, a cap on
+//! open connections, an idle timeout, and a graceful drain.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{watch, Semaphore},
+    task::JoinHandle,
+};
+use tracing::Instrument;
 
-use crate::body::Body;
+use crate::{body::Body, tls::TlsTerminator};
 
 /// Connection-level settings of a listener.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers. For HTTP/1
+    /// this also bounds how long a keep-alive connection waits for the next
+    /// request.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
     /// How long in-flight requests may take to finish once shutdown starts.
     pub drain_timeout: Duration,
+    /// Most connections open at once; further clients wait in the accept
+    /// backlog.
+    pub max_connections: usize,
+    /// TLS termination, if any.
+    pub tls: Option<TlsTerminator>,
+    /// How long a client may take for the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Kept equal to the number of open connections.
+    pub connections: Option<Gauge>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            connections: None,
         }
     }
 }
@@ -72,12 +106,6 @@ impl Server {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
-
-    /// Waits until the server stops (after [`Server::shutdown`] from elsewhere
-    /// or a fatal accept error).
-    pub async fn wait(self) {
-        let _ = self.task.await;
-    }
 }
 
 async fn accept_loop<H: Handler>(
@@ -93,9 +121,15 @@ async fn accept_loop<H: Handler>(
         .header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let max = options.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let options = Arc::new(options);
 
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stopped.changed() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -110,26 +144,169 @@ async fn accept_loop<H: Handler>(
             _ = stopped.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let connection = serve_connection(
+            stream,
+            peer,
+            handler.clone(),
+            builder.clone(),
+            options.clone(),
+            stopped.clone(),
+        );
         tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
+            let _slot = slot;
+            connection
+                .instrument(tracing::debug_span!("connection", %peer))
+                .await;
         });
     }
 
     drop(listener);
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    // Every connection holds a slot until it closes: having all of them back
+    // means every connection has drained.
+    let drained = tokio::time::timeout(options.drain_timeout, slots.acquire_many(max as u32));
+    if drained.await.is_err() {
         tracing::warn!("drain deadline passed with connections still open");
+    }
+}
+
+/// What the idle timer reads: requests in flight on this connection, and
+/// when the last one ended.
+struct Activity {
+    started: Instant,
+    in_flight: AtomicUsize,
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
+        Some(self.started.elapsed().saturating_sub(last))
+    }
+}
+
+async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    options: Arc<ServerOptions>,
+    stopped: watch::Receiver<bool>,
+) {
+    let _open = options.connections.as_ref().map(OpenConnection::new);
+    match &options.tls {
+        None => {
+            drive(
+                TokioIo::new(stream),
+                peer,
+                handler,
+                &builder,
+                &options,
+                stopped,
+            )
+            .await
+        }
+        Some(tls) => {
+            let handshake = tls.acceptor().accept(stream);
+            match tokio::time::timeout(options.tls_handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    drive(
+                        TokioIo::new(stream),
+                        peer,
+                        handler,
+                        &builder,
+                        &options,
+                        stopped,
+                    )
+                    .await
+                }
+                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn drive<H, I>(
+    io: I,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    builder: &auto::Builder<TokioExecutor>,
+    options: &ServerOptions,
+    mut stopped: watch::Receiver<bool>,
+) where
+    H: Handler,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity {
+        started: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_done_ms: AtomicU64::new(0),
+    });
+    let tracked = activity.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let handler = handler.clone();
+        let activity = tracked.clone();
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        async move {
+            let response = handler.handle(request, peer).await;
+            let now = activity.started.elapsed().as_millis() as u64;
+            activity.last_done_ms.store(now, Ordering::Release);
+            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let tick = (options.idle_timeout / 4).max(Duration::from_millis(10));
+    // A client that ignores a graceful close (an HTTP/2 peer that never
+    // answers the GOAWAY's ping) is dropped after this long.
+    let grace = options.idle_timeout.min(Duration::from_secs(5));
+    let mut closing = None::<tokio::time::Instant>;
+    if *stopped.borrow() {
+        connection.as_mut().graceful_shutdown();
+        closing = Some(tokio::time::Instant::now() + options.drain_timeout);
+    }
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped.changed(), if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + options.drain_timeout);
+            }
+            _ = tokio::time::sleep(tick), if closing.is_none() => {
+                if activity.idle_for().is_some_and(|idle| idle >= options.idle_timeout) {
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + grace);
+                }
+            }
+            _ = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {
+                tracing::debug!("connection did not close in time; dropping it");
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenConnection(Gauge);
+
+impl OpenConnection {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -2,12 +2,12 @@
 //! format (see `wix-protocol.md`): `POST /oauth2/token-info` and
 //! `POST /oauth2/token` with its two grants.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
 
-use crate::{config::WixConfig, secret::Secret};
+use crate::{config::Config, metrics::Metrics, secret::Secret};
 
 /// token-info's answer. Field names are Wix's.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,7 +53,8 @@ struct RawIssuedToken {
 /// Why a call to Wix's OAuth endpoints failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WixCallError {
-    /// Wix answered that the request or credential is not acceptable (4xx).
+    /// Wix answered that the request or credential is not acceptable
+    /// (400, 401, 403, 404).
     #[error("rejected with status {0}")]
     Rejected(u16),
     /// Wix could not be asked or did not answer sensibly: timeouts, connection
@@ -63,24 +64,34 @@ pub enum WixCallError {
 }
 
 /// Client for Wix's OAuth endpoints.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WixOAuth {
     http: reqwest::Client,
     token_info_url: String,
     token_url: String,
     app_id: String,
     app_secret: Secret,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for WixOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WixOAuth")
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WixOAuth {
     /// A client for the Wix side described by `wix`, each call bounded by
     /// `timeout`.
-    pub fn new(wix: &WixConfig, connect_timeout: Duration, timeout: Duration) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let wix = &config.wix;
         let base = wix.oauth_base_url.to_string();
         let base = base.trim_end_matches('/');
         let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
+            .connect_timeout(config.timeouts.connect)
+            .timeout(config.timeouts.identity)
             .no_proxy()
             .build()
             .expect("the TLS backend initializes");
@@ -90,13 +101,18 @@ impl WixOAuth {
             token_url: format!("{base}/oauth2/token"),
             app_id: wix.app_id.clone(),
             app_secret: wix.app_secret.clone(),
+            metrics,
         }
     }
 
     /// Asks token-info who `token` speaks for. No app credentials are sent.
     pub async fn token_info(&self, token: &str) -> Result<TokenInfo, WixCallError> {
-        self.post(&self.token_info_url, json!({ "token": token }))
-            .await
+        self.post(
+            "token_info",
+            &self.token_info_url,
+            json!({ "token": token }),
+        )
+        .await
     }
 
     /// Mints the app's elevated token for one installation of the app.
@@ -107,7 +123,7 @@ impl WixOAuth {
             "client_secret": self.app_secret.expose(),
             "instance_id": instance_id,
         });
-        self.post::<RawIssuedToken>(&self.token_url, body)
+        self.post::<RawIssuedToken>("client_credentials", &self.token_url, body)
             .await
             .map(Into::into)
     }
@@ -121,12 +137,29 @@ impl WixOAuth {
             "client_secret": self.app_secret.expose(),
             "access_token": token,
         });
-        self.post::<RawIssuedToken>(&self.token_url, body)
+        self.post::<RawIssuedToken>("strip_bound_session", &self.token_url, body)
             .await
             .map(Into::into)
     }
 
+    /// Posts `body` to `url`, counting the outcome as `call`.
     async fn post<T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        url: &str,
+        body: serde_json::Value,
+    ) -> Result<T, WixCallError> {
+        let result = self.exchange(url, body).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(WixCallError::Rejected(_)) => "rejected",
+            Err(WixCallError::Unavailable(_)) => "unavailable",
+        };
+        self.metrics.wix_call(call, outcome);
+        result
+    }
+
+    async fn exchange<T: DeserializeOwned>(
         &self,
         url: &str,
         body: serde_json::Value,
@@ -140,7 +173,9 @@ impl WixOAuth {
             // reqwest's error text names the URL only, never the body.
             .map_err(|error| WixCallError::Unavailable(error.without_url().to_string()))?;
         let status = response.status();
-        if status.is_client_error() {
+        // Only these say the credential itself is bad; 408, 429 and the
+        // like say Wix is unable now, which must not be cached as a refusal.
+        if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
             return Err(WixCallError::Rejected(status.as_u16()));
         }
         if status != reqwest::StatusCode::OK {

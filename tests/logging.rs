@@ -89,8 +89,15 @@ async fn no_token_or_secret_appears_in_any_log_line() {
         503
     );
 
-    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logged.contains("decision"), "the decision log is captured");
+    let records = h.decision_records(7).await;
+    assert_eq!(records.len(), 7, "one decision record per request");
+    let decisions = std::fs::read_to_string(&h.decision_log).unwrap();
+    let traced = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        traced.contains("token-info call failed"),
+        "the trace is captured"
+    );
+    let logged = format!("{traced}\n{decisions}");
     let mut secrets = vec![member, visitor, revoked, fresh, APP_SECRET.to_owned()];
     // Every token the sandbox issued: app tokens and exchanged caller tokens.
     for request in h.sandbox.requests() {

@@ -134,6 +134,13 @@ fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
             "more than one Authorization header",
         ));
     }
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+        if headers.get_all(&name).iter().count() > 1 {
+            return Err(GatewayError::BadRequest(
+                "a Content-Type or Content-Length header is repeated",
+            ));
+        }
+    }
     if headers.contains_key(header::UPGRADE) {
         return Err(GatewayError::BadRequest(
             "protocol upgrades are not proxied",
@@ -291,6 +298,10 @@ mod tests {
             ("upgrade", &["websocket"][..]),
             ("transfer-encoding", &["gzip, chunked"][..]),
             ("transfer-encoding", &["chunked", "chunked"][..]),
+            (
+                "content-type",
+                &["application/json", "application/x-protobuf"][..],
+            ),
         ] {
             let mut headers = HeaderMap::new();
             for value in values {

@@ -1,7 +1,7 @@
 //! Reading a request body that a rule inspects: bounded, JSON only, and
 //! refused when a JSON parser elsewhere could read it differently.
 
-use std::fmt;
+use std::{collections::HashSet, fmt};
 
 use bytes::Bytes;
 use http::{header, HeaderMap};
@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::GatewayError;
+use crate::{error::GatewayError, field_name};
 
 /// Reads the whole body, refusing more than `limit` bytes. The bytes returned
 /// are exactly the ones forwarded.
@@ -68,8 +68,8 @@ pub fn parse_json(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, Ga
 /// A JSON value whose objects never repeat a field. Wix APIs are gRPC
 /// transcoded: their parsers accept both `dataCollectionId` and
 /// `data_collection_id`, and which of two duplicates wins is theirs to pick.
-/// A body where the gateway and Wix could disagree on a field is refused, so
-/// fields are compared with underscores removed and case folded.
+/// A body where the gateway and Wix could disagree on a field is refused:
+/// fields are compared as [`field_name::same`] does.
 struct StrictValue(Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
@@ -127,17 +127,11 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
-        let mut folded = Vec::new();
+        let mut seen = HashSet::new();
         while let Some(key) = access.next_key::<String>()? {
-            let fold: String = key
-                .chars()
-                .filter(|c| *c != '_')
-                .flat_map(char::to_lowercase)
-                .collect();
-            if folded.contains(&fold) {
+            if !seen.insert(field_name::fold(&key)) {
                 return Err(de::Error::custom("a field appears twice"));
             }
-            folded.push(fold);
             let StrictValue(value) = access.next_value()?;
             map.insert(key, value);
         }

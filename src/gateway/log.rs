@@ -1,14 +1,21 @@
-//! The logging phase: one decision record per request, as a structured
-//! `tracing` event under the target `wix_elevator::decision`. Tokens never
-//! appear; the caller id is logged as a fingerprint.
+//! The logging phase: one decision record per request, a JSON line in the
+//! decision log, counted in the metrics. Tokens never appear; the caller id
+//! is logged as a fingerprint.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
 
 use http::{HeaderValue, Method, StatusCode};
 
+use serde_json::json;
+
 use crate::{
     caller::Caller,
+    decision_log::DecisionLog,
     error::GatewayError,
+    metrics::{status_class, Metrics, RequestLabels},
     policy::{DenyReason, Mode, Rule},
     secret::fingerprint,
 };
@@ -69,52 +76,54 @@ impl DecisionRecord {
     /// Notes the reason of a rejection unless a phase already gave one.
     pub fn reject(&mut self, error: &GatewayError) {
         if self.reason.is_none() {
-            let reason = match error {
-                GatewayError::BadRequest(_) => "bad_request",
-                GatewayError::Unauthenticated(_) => "unauthenticated",
-                GatewayError::Forbidden => "forbidden",
-                GatewayError::OriginNotAllowed => "origin_not_allowed",
-                GatewayError::PayloadTooLarge(_) => "payload_too_large",
-                GatewayError::UnsupportedMediaType => "unsupported_media_type",
-                GatewayError::IdentityUnavailable => "identity_unavailable",
-                GatewayError::CredentialUnavailable => "credential_unavailable",
-                GatewayError::BadGateway => "bad_gateway",
-                GatewayError::GatewayTimeout => "gateway_timeout",
-            };
-            self.reason = Some(reason.to_owned());
+            self.reason = Some(error.reason().to_owned());
         }
     }
 
-    /// Emits the record.
-    pub fn emit(
-        &self,
-        request_id: &str,
-        method: &Method,
-        peer: SocketAddr,
-        status: StatusCode,
-        latency: Duration,
-    ) {
+    /// Writes the record to the decision log and counts it in the metrics.
+    pub fn finish(&self, done: Finished<'_>, log: &DecisionLog, metrics: &Metrics) {
         let decision = if self.rule.is_some() { "allow" } else { "deny" };
-        tracing::info!(
-            target: "wix_elevator::decision",
-            request_id,
-            peer = %peer.ip(),
-            method = %method,
-            path = self.path.as_deref(),
-            decision,
-            reason = self.reason.as_deref(),
-            rule = self.rule.as_deref(),
-            mode = self.mode.map(tracing::field::display),
-            caller_type = self.caller_type,
-            caller = self.caller.as_deref(),
-            instance = self.instance.as_deref(),
-            status = status.as_u16(),
-            upstream_status = self.upstream_status,
-            wix_request_id = self.wix_request_id.as_deref(),
-            retried = self.retried,
-            latency_us = latency.as_micros() as u64,
-            upstream_us = self.upstream_latency.map(|d| d.as_micros() as u64),
-            "decision"
-        );
+        let status = done.status.as_u16();
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                rule: self.rule.clone().unwrap_or_default(),
+                decision,
+                status: status_class(status),
+            })
+            .inc();
+        metrics.request_duration.observe(done.latency.as_secs_f64());
+        if let Some(upstream) = self.upstream_latency {
+            metrics.upstream_duration.observe(upstream.as_secs_f64());
+        }
+        log.record(&json!({
+            "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            "request_id": done.request_id,
+            "peer": done.peer.ip().to_string(),
+            "method": done.method.as_str(),
+            "path": self.path,
+            "decision": decision,
+            "reason": self.reason,
+            "rule": self.rule,
+            "mode": self.mode.map(|mode| mode.to_string()),
+            "caller_type": self.caller_type,
+            "caller": self.caller,
+            "instance": self.instance,
+            "status": status,
+            "upstream_status": self.upstream_status,
+            "wix_request_id": self.wix_request_id,
+            "retried": self.retried,
+            "latency_ms": done.latency.as_secs_f64() * 1000.0,
+            "upstream_ms": self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
+        }));
     }
+}
+
+/// How a request ended, for [`DecisionRecord::finish`].
+pub(super) struct Finished<'a> {
+    pub request_id: &'a str,
+    pub method: &'a Method,
+    pub peer: SocketAddr,
+    pub status: StatusCode,
+    pub latency: Duration,
 }

@@ -5,11 +5,19 @@ mod canonical;
 mod cors;
 mod headers;
 mod inspect;
+mod limits;
 mod log;
 mod phases;
 mod upstream;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
@@ -18,17 +26,23 @@ use tokio::net::TcpListener;
 
 pub use canonical::CanonicalRequest;
 pub use headers::FORWARDED_REQUEST_HEADERS;
+pub use inspect::parse_json;
 
 use crate::{
     body::Body,
     config::Config,
     credentials::Credentials,
+    decision_log::DecisionLog,
     identity::IdentityService,
+    metrics::Metrics,
     policy::PolicySet,
+    serve::StartError,
     server::{Handler, Server, ServerOptions},
+    tls::TlsTerminator,
     wix::WixOAuth,
 };
 use cors::Cors;
+use limits::{InFlight, RateLimits};
 use upstream::Upstream;
 
 /// A configured gateway. Cheap to clone: clones share caches and policies.
@@ -44,40 +58,77 @@ struct State {
     credentials: Credentials,
     upstream: Upstream,
     cors: Cors,
+    metrics: Arc<Metrics>,
+    decision_log: DecisionLog,
+    rate_limits: RateLimits,
+    in_flight: InFlight,
+    tls: Option<TlsTerminator>,
+    draining: AtomicBool,
 }
 
 impl Gateway {
-    /// A gateway for `config`, serving `policies`.
-    pub fn new(config: Config, policies: PolicySet) -> Self {
-        let wix = WixOAuth::new(
-            &config.wix,
-            config.timeouts.connect,
-            config.timeouts.identity,
-        );
+    /// A gateway for `config`, serving `policies`. Fails if the decision log
+    /// or the TLS certificate cannot be opened.
+    pub fn new(config: Config, policies: PolicySet) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let wix = WixOAuth::new(&config, metrics.clone());
         let base_url = config
             .wix
             .base_url
             .to_string()
             .trim_end_matches('/')
             .to_owned();
-        Self(Arc::new(State {
-            identity: IdentityService::new(&config, wix.clone()),
-            credentials: Credentials::new(&config, wix),
+        let tls = match &config.tls {
+            None => None,
+            Some(tls) => Some(TlsTerminator::load(&tls.cert, &tls.key)?),
+        };
+        let decision_log = DecisionLog::open(&config.decision_log)
+            .map_err(|error| format!("decision log {:?}: {error}", config.decision_log))?;
+        let rate_limits = RateLimits::new(&config.rate_limits);
+        for limit in &config.rate_limits {
+            for rule in limit.rules.iter().filter(|rule| *rule != "*") {
+                if !policies.rules().iter().any(|r| r.id() == rule) {
+                    tracing::warn!(rule, "a rate limit names a rule the policies do not have");
+                }
+            }
+        }
+        let gateway = Self(Arc::new(State {
+            identity: IdentityService::new(&config, wix.clone(), metrics.clone()),
+            credentials: Credentials::new(&config, wix, metrics.clone()),
             upstream: Upstream::new(&config),
             cors: Cors::new(&config.cors),
+            in_flight: InFlight::new(config.max_in_flight),
             policies: ArcSwap::from_pointee(policies),
             base_url,
+            metrics,
+            decision_log,
+            rate_limits,
+            tls,
+            draining: AtomicBool::new(false),
             config,
-        }))
+        }));
+        gateway.spawn_housekeeping();
+        Ok(gateway)
     }
 
     /// Starts serving on `listener` in the background.
     pub fn start(&self, listener: TcpListener) -> Server {
+        let config = &self.0.config;
         let options = ServerOptions {
-            header_read_timeout: self.0.config.timeouts.header_read,
-            ..ServerOptions::default()
+            header_read_timeout: config.timeouts.header_read,
+            idle_timeout: config.timeouts.idle,
+            drain_timeout: config.timeouts.drain,
+            max_connections: config.max_connections,
+            tls: self.0.tls.clone(),
+            tls_handshake_timeout: config.timeouts.tls_handshake,
+            connections: Some(self.0.metrics.open_connections.clone()),
         };
         Server::start(listener, self.clone(), options)
+    }
+
+    /// The configuration the gateway runs with.
+    pub fn config(&self) -> &Config {
+        &self.0.config
     }
 
     /// The policy set new requests are matched against.
@@ -89,6 +140,56 @@ impl Gateway {
     /// under the set they started with.
     pub fn replace_policies(&self, policies: PolicySet) {
         self.0.policies.store(Arc::new(policies));
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+
+    /// Whether the gateway should receive traffic: false once draining.
+    pub fn is_ready(&self) -> bool {
+        !self.0.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the gateway as draining, so readiness probes fail while
+    /// in-flight requests finish.
+    pub fn begin_drain(&self) {
+        self.0.draining.store(true, Ordering::Release);
+    }
+
+    /// Re-reads the TLS certificate, if TLS is on; the new one serves new
+    /// handshakes, established connections carry on.
+    pub fn reload_tls(&self) {
+        if let Some(tls) = &self.0.tls {
+            tls.reload_and_log();
+        }
+    }
+
+    /// Periodic upkeep that must not run on the request path: forgetting
+    /// idle rate-limit keys and watching the certificate files. The task
+    /// holds only a weak reference, so it ends with the gateway.
+    fn spawn_housekeeping(&self) {
+        let weak = Arc::downgrade(&self.0);
+        let every = self
+            .0
+            .config
+            .tls
+            .as_ref()
+            .map_or(Duration::from_secs(60), |tls| tls.reload_interval)
+            .min(Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(state) = weak.upgrade() else { return };
+                state.rate_limits.forget_idle();
+                if let Some(tls) = &state.tls {
+                    tls.reload_and_log();
+                }
+            }
+        });
     }
 }
 

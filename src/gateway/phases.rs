@@ -12,13 +12,14 @@ use bytes::Bytes;
 use http::{header, request::Parts, HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use super::{
     canonical::CanonicalRequest,
     cors::Cors,
     headers::{self, REQUEST_ID, WIX_REQUEST_ID},
     inspect,
-    log::DecisionRecord,
+    log::{DecisionRecord, Finished},
     Gateway,
 };
 use crate::{
@@ -26,6 +27,7 @@ use crate::{
     caller::{Caller, IdentitySource},
     error::GatewayError,
     identity::{self, token_from_header},
+    metrics::ValueLabel,
     policy::{self, Decision, Mode, RequestView, RouteMatch},
     secret::Secret,
 };
@@ -39,15 +41,6 @@ enum RequestBody {
     Buffered(Bytes),
 }
 
-impl RequestBody {
-    async fn buffer(self, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
-        match self {
-            Self::Buffered(bytes) => Ok(bytes),
-            Self::Streaming(incoming) => inspect::read_body(headers, incoming, limit).await,
-        }
-    }
-}
-
 impl Gateway {
     /// Answers one request, whatever happens, and logs its decision.
     pub(super) async fn handle_request(
@@ -59,12 +52,20 @@ impl Gateway {
         let request_id = headers::request_id(request.headers());
         let id_text = request_id.to_str().unwrap_or_default().to_owned();
         let method = request.method().clone();
-        let origin = self.0.cors.check_origin(request.headers());
-        let mut record = DecisionRecord::default();
+        let span = tracing::debug_span!("request", request_id = %id_text, %method);
+        let state = &self.0;
+        state.metrics.in_flight.inc();
 
-        let result = self
-            .handle_request_inner(request, &request_id, origin.clone(), &mut record)
-            .await;
+        let origin = state.cors.check_origin(request.headers());
+        let mut record = DecisionRecord::default();
+        let result = match state.in_flight.enter() {
+            Ok(_slot) => {
+                self.handle_request_inner(request, peer, &request_id, origin.clone(), &mut record)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         let mut response = result.unwrap_or_else(|error| {
             record.reject(&error);
             error.to_response(&id_text)
@@ -78,19 +79,22 @@ impl Gateway {
         }
 
         // logging
-        record.emit(
-            &id_text,
-            &method,
+        let done = Finished {
+            request_id: &id_text,
+            method: &method,
             peer,
-            response.status(),
-            started.elapsed(),
-        );
+            status: response.status(),
+            latency: started.elapsed(),
+        };
+        record.finish(done, &state.decision_log, &state.metrics);
+        state.metrics.in_flight.dec();
         response
     }
 
     async fn handle_request_inner(
         &self,
         request: Request<Incoming>,
+        peer: SocketAddr,
         request_id: &HeaderValue,
         origin: Result<Option<HeaderValue>, GatewayError>,
         record: &mut DecisionRecord,
@@ -98,7 +102,8 @@ impl Gateway {
         let (parts, body) = request.into_parts();
 
         // canonicalize
-        let canonical = CanonicalRequest::parse(&parts.method, &parts.uri, &parts.headers)?;
+        let canonical = tracing::debug_span!("canonicalize")
+            .in_scope(|| CanonicalRequest::parse(&parts.method, &parts.uri, &parts.headers))?;
         record.path(canonical.path());
         let origin = origin?;
         if let Some(preflight) =
@@ -112,7 +117,8 @@ impl Gateway {
         // route: the policy set is pinned for the whole request, so a reload
         // never changes the rules under a request in flight.
         let policies = self.0.policies.load_full();
-        let matches = policies.route(&canonical.method, &canonical.segment_refs());
+        let matches = tracing::debug_span!("route")
+            .in_scope(|| policies.route(&canonical.method, &canonical.segment_refs()));
         if matches.is_empty() {
             record.deny(policy::DenyReason::NoRoute);
             return Err(GatewayError::Forbidden);
@@ -130,7 +136,7 @@ impl Gateway {
             candidate.rule.reads_body() && candidate.rule.admits(caller.subject_type, caller.source)
         });
         let (body, json) = if reads_body {
-            let bytes = inspect::read_body(&parts.headers, body, self.0.config.body_limit).await?;
+            let bytes = self.read_body(&parts.headers, body).await?;
             let json = inspect::parse_json(&parts.headers, &bytes)?;
             (RequestBody::Buffered(bytes), json)
         } else {
@@ -141,7 +147,9 @@ impl Gateway {
             headers: &parts.headers,
             body: json.as_ref(),
         };
-        let allowed = match policy::authorize(&matches, &view, &caller) {
+        let decision = tracing::debug_span!("authorize")
+            .in_scope(|| policy::authorize(&matches, &view, &caller));
+        let allowed = match decision {
             Decision::Allow(allowed) => allowed,
             Decision::Deny(reason) => {
                 record.deny(reason);
@@ -149,6 +157,18 @@ impl Gateway {
             }
         };
         record.allow(allowed.rule);
+        self.0
+            .rate_limits
+            .check(allowed.rule.id(), &caller, peer.ip())
+            .inspect_err(|_| {
+                self.0
+                    .metrics
+                    .rate_limited
+                    .get_or_create(&ValueLabel {
+                        value: allowed.rule.id().to_owned(),
+                    })
+                    .inc();
+            })?;
 
         // credential, upstream_request, forward
         let target = UpstreamTarget {
@@ -161,14 +181,24 @@ impl Gateway {
             Mode::Elevate => {
                 // Buffered so that the one retry after a refused app token
                 // sends exactly the same bytes.
-                let bytes = body
-                    .buffer(&parts.headers, self.0.config.body_limit)
-                    .await?;
-                self.forward_elevated(&target, bytes, record).await
+                let bytes = match body {
+                    RequestBody::Buffered(bytes) => bytes,
+                    RequestBody::Streaming(incoming) => {
+                        self.read_body(&parts.headers, incoming).await?
+                    }
+                };
+                self.forward_elevated(&target, bytes, record)
+                    .instrument(tracing::debug_span!("forward"))
+                    .await
             }
             Mode::PassThrough => {
                 let token = caller_token.ok_or(GatewayError::Forbidden)?;
-                let credential = self.0.credentials.caller_token(token).await?;
+                let credential = self
+                    .0
+                    .credentials
+                    .caller_token(token)
+                    .instrument(tracing::debug_span!("credential"))
+                    .await?;
                 let body = match body {
                     RequestBody::Buffered(bytes) => body::full(bytes),
                     RequestBody::Streaming(incoming) => {
@@ -180,9 +210,22 @@ impl Gateway {
                         Limited::new(incoming, self.0.config.body_limit).boxed()
                     }
                 };
-                self.forward(&target, &credential, body, record).await
+                self.forward(&target, &credential, body, record)
+                    .instrument(tracing::debug_span!("forward"))
+                    .await
             }
         }
+    }
+
+    /// Reads a body the gateway must see whole, bounded in size and time.
+    async fn read_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
+        let config = &self.0.config;
+        tokio::time::timeout(
+            config.timeouts.body_read,
+            inspect::read_body(headers, body, config.body_limit),
+        )
+        .await
+        .map_err(|_| GatewayError::BodyTimeout)?
     }
 
     /// authenticate: the caller's access token, or the legacy signed
@@ -255,11 +298,9 @@ impl Gateway {
         body: Body,
         record: &mut DecisionRecord,
     ) -> Result<Response<Body>, GatewayError> {
-        // The signed instance is the caller's credential: it does not travel on.
-        let strip_instance = target.caller.source == IdentitySource::SignedInstance;
-        let path = target
-            .canonical
-            .path_and_query(|key| strip_instance && key == "instance");
+        // A signed instance is a credential: it never travels on, whether or
+        // not it was the one used.
+        let path = target.canonical.path_and_query(|key| key == "instance");
         let mut headers = headers::upstream_request_headers(
             &target.parts.headers,
             &self.0.config.forward_headers,

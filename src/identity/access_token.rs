@@ -1,7 +1,10 @@
 //! Access-token identities: token-info behind a single-flight cache.
 
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -13,6 +16,7 @@ use crate::{
     caller::{Caller, CallerType, IdentitySource},
     config::Config,
     error::GatewayError,
+    metrics::Metrics,
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
 
@@ -55,6 +59,7 @@ pub struct IdentityService {
     wix: WixOAuth,
     app_id: String,
     cache: Cache<[u8; 32], Lookup>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for IdentityService {
@@ -67,8 +72,14 @@ impl std::fmt::Debug for IdentityService {
 
 impl IdentityService {
     /// A service asking `wix`'s token-info, cached as `config` says.
-    pub fn new(config: &Config, wix: WixOAuth) -> Self {
+    pub fn new(config: &Config, wix: WixOAuth, metrics: Arc<Metrics>) -> Self {
+        let evictions = metrics.clone();
         let cache = Cache::builder()
+            .eviction_listener(move |_key, _value, cause| {
+                if cause.was_evicted() {
+                    evictions.cache_event("identity", "eviction");
+                }
+            })
             .max_capacity(config.cache.identities)
             .expire_after(LookupExpiry {
                 max_ttl: config.cache.identity_ttl,
@@ -79,15 +90,18 @@ impl IdentityService {
             wix,
             app_id: config.wix.app_id.clone(),
             cache,
+            metrics,
         }
     }
 
     /// The verified caller behind `token`.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, GatewayError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let asked = AtomicBool::new(false);
         let lookup = self
             .cache
             .try_get_with(key, async {
+                asked.store(true, Ordering::Relaxed);
                 match self.wix.token_info(token).await {
                     Ok(info) => Ok(Lookup::Known(Arc::new(info))),
                     Err(WixCallError::Rejected(status)) => {
@@ -97,11 +111,17 @@ impl IdentityService {
                     Err(error @ WixCallError::Unavailable(_)) => Err(error),
                 }
             })
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "token-info call failed");
-                GatewayError::IdentityUnavailable
-            })?;
+            .await;
+        let event = if asked.load(Ordering::Relaxed) {
+            "miss"
+        } else {
+            "hit"
+        };
+        self.metrics.cache_event("identity", event);
+        let lookup = lookup.map_err(|error| {
+            tracing::warn!(%error, "token-info call failed");
+            GatewayError::IdentityUnavailable
+        })?;
         match lookup {
             Lookup::Known(info) => self.caller(&info),
             Lookup::Rejected => Err(GatewayError::Unauthenticated(

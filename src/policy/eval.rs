@@ -6,6 +6,7 @@
 //! an [`Observer`]; [`authorize`] passes one that does nothing, which the
 //! compiler removes, so tracing costs nothing when it is off.
 
+use crate::field_name;
 use std::fmt;
 
 use http::HeaderMap;
@@ -221,7 +222,7 @@ impl Scope<'_> {
                     .request
                     .query
                     .iter()
-                    .filter(|(k, _)| k == name)
+                    .filter(|(k, _)| field_name::same(k, name))
                     .map(|(_, v)| Seen::Str(v));
                 self.every(test, values, observer)
             }
@@ -283,7 +284,12 @@ fn resolve<'v>(body: Option<&'v Value>, steps: &[BodyStep]) -> Option<&'v Value>
     let mut at = body?;
     for step in steps {
         at = match (step, at) {
-            (BodyStep::Key(key), Value::Object(map)) => map.get(key)?,
+            // The exact spelling first; otherwise the one other spelling Wix
+            // would read as this field (the body never has two of them).
+            (BodyStep::Key(key), Value::Object(map)) => match map.get(key) {
+                Some(value) => value,
+                None => map.iter().find(|(k, _)| field_name::same(k, key))?.1,
+            },
             (BodyStep::Index(i), Value::Array(items)) => items.get(*i)?,
             _ => return None,
         };

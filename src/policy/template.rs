@@ -114,9 +114,9 @@ impl PathTemplate {
             };
             let ok = match segment {
                 Segment::Literal(text) => text.as_ref() == *head,
-                Segment::Capture(_) => true,
-                Segment::Glob(_, glob) => glob.is_match(head),
-                Segment::Rest => return true,
+                Segment::Capture(_) => is_plain(head),
+                Segment::Glob(_, glob) => is_plain(head) && glob.is_match(head),
+                Segment::Rest => return rest.iter().all(|s| is_plain(s)),
             };
             if !ok {
                 return false;
@@ -292,12 +292,17 @@ impl TrieNode {
             self.end.iter().copied().for_each(&mut *found);
             return;
         };
-        self.rest.iter().copied().for_each(&mut *found);
+        if segments.iter().all(|s| is_plain(s)) {
+            self.rest.iter().copied().for_each(&mut *found);
+        }
         if let Ok(at) = self
             .literals
             .binary_search_by(|(k, _)| k.as_ref().cmp(head))
         {
             self.literals[at].1.walk(tail, found);
+        }
+        if !is_plain(head) {
+            return;
         }
         if let Some(node) = &self.capture {
             node.walk(tail, found);
@@ -308,4 +313,11 @@ impl TrieNode {
             }
         }
     }
+}
+
+/// Whether a captures, glob or `**` may take `segment`. A `:` in a segment
+/// can select a different method on a gRPC-transcoded API (`{id}:export`),
+/// so only a literal written with its `:` matches one.
+fn is_plain(segment: &str) -> bool {
+    !segment.contains(':')
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use wix_elevator::{
-    config::Config,
+    config::{Config, DecisionLogDestination},
     gateway::Gateway,
     policy::PolicySet,
     sandbox::{MintRequest, Sandbox, SandboxConfig},
@@ -63,6 +63,8 @@ rules:
 
 /// A running sandbox and gateway.
 pub struct Harness {
+    /// Where this gateway's decision log is written.
+    pub decision_log: PathBuf,
     pub sandbox: Sandbox,
     pub gateway: Gateway,
     pub server: Server,
@@ -87,6 +89,12 @@ cors:
   allowed_origins: ["https://site.example.com"]
 "#;
 
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.decision_log);
+    }
+}
+
 impl Harness {
     /// Gateway + sandbox with [`POLICIES`] and the default config.
     pub async fn start() -> Self {
@@ -107,19 +115,44 @@ impl Harness {
             (name == "TEST_SECRET").then(|| APP_SECRET.to_owned())
         })
         .expect("test config is valid");
+        let decision_log = std::env::temp_dir().join(format!(
+            "wix-elevator-decisions-{}-{:x}.jsonl",
+            std::process::id(),
+            rand_id()
+        ));
+        config.decision_log = DecisionLogDestination::File(decision_log.clone());
+        config.admin = None;
         adjust(&mut config);
         let policies =
             PolicySet::from_sources(&[(PathBuf::from("test.yaml"), policies.to_owned())])
                 .unwrap_or_else(|errors| panic!("test policies are valid: {errors:#?}"));
-        let gateway = Gateway::new(config, policies);
+        let gateway = Gateway::new(config, policies).expect("gateway starts");
         let server = gateway.start(loopback().await);
         let url = format!("http://{}", server.local_addr());
         Self {
+            decision_log,
             sandbox,
             gateway,
             server,
             url,
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// The decision records written so far, waiting (up to 5 s) until there
+    /// are at least `at_least`: the log is written by a background thread.
+    pub async fn decision_records(&self, at_least: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&self.decision_log).unwrap_or_default();
+            let records: Vec<serde_json::Value> = text
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+                .collect();
+            if records.len() >= at_least || std::time::Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -166,6 +199,18 @@ impl Harness {
     pub fn raw(&self, raw: &str) -> (u16, String) {
         raw_exchange(self.server.local_addr(), raw)
     }
+}
+
+/// A random number for unique file names.
+pub fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    hasher.finish()
 }
 
 /// A listener on 127.0.0.1 with a port the OS picks.

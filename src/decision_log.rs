@@ -1,0 +1,90 @@
+//! The decision log: one JSON object per line per request, written by a
+//! background thread so that a slow disk or pipe never holds a request.
+//! When the writer falls behind by more than its queue, records are dropped
+//! and counted rather than buffered without bound.
+
+use std::{
+    fs::OpenOptions,
+    io::{self, BufWriter, Write},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError},
+        Arc,
+    },
+};
+
+use crate::config::DecisionLogDestination;
+
+/// Records waiting to be written before new ones are dropped.
+const QUEUE: usize = 16 * 1024;
+
+/// Where decision records are sent.
+#[derive(Debug, Clone)]
+pub struct DecisionLog {
+    sender: Option<SyncSender<String>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl DecisionLog {
+    /// A log writing to `destination`.
+    pub fn open(destination: &DecisionLogDestination) -> io::Result<Self> {
+        let sink: Box<dyn Write + Send> = match destination {
+            DecisionLogDestination::Off => {
+                return Ok(Self {
+                    sender: None,
+                    dropped: Arc::default(),
+                })
+            }
+            DecisionLogDestination::Stdout => Box::new(io::stdout()),
+            DecisionLogDestination::Stderr => Box::new(io::stderr()),
+            DecisionLogDestination::File(path) => {
+                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
+            }
+        };
+        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("decision-log".into())
+            .spawn(move || write_all(receiver, BufWriter::new(sink)))?;
+        Ok(Self {
+            sender: Some(sender),
+            dropped: Arc::default(),
+        })
+    }
+
+    /// Queues one record; never blocks.
+    pub fn record(&self, record: &serde_json::Value) {
+        let Some(sender) = &self.sender else { return };
+        if let Err(TrySendError::Full(_)) = sender.try_send(record.to_string()) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes lines as they come, flushing whenever the queue runs dry so a
+/// reader sees each record promptly without a syscall per line under load.
+fn write_all(receiver: Receiver<String>, mut sink: impl Write) {
+    while let Ok(line) = receiver.recv() {
+        let mut next = Some(line);
+        while let Some(line) = next.take() {
+            if writeln!(sink, "{line}").is_err() {
+                return;
+            }
+            next = match receiver.try_recv() {
+                Ok(line) => Some(line),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = sink.flush();
+                    return;
+                }
+            };
+        }
+        if sink.flush().is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Prometheus metrics of one gateway, rendered in the OpenMetrics text
+//! format (which Prometheus scrapes) on the admin listener's `/metrics`.
+//!
+//! Each gateway owns its registry rather than a process-global recorder, so
+//! two gateways in one process (tests, the demo) never mix their counts.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The deciding rule, or empty when none decided.
+    pub rule: String,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// `2xx`, `4xx`, ...
+    pub status: &'static str,
+}
+
+/// Labels of cache events.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `identity`, `app_token` or `pass_through`.
+    pub cache: &'static str,
+    /// `hit`, `miss` or `eviction`.
+    pub event: &'static str,
+}
+
+/// Labels of calls to Wix's OAuth endpoints.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WixCallLabels {
+    /// `token_info`, `client_credentials` or `strip_bound_session`.
+    pub call: &'static str,
+    /// `ok`, `rejected` or `unavailable`.
+    pub result: &'static str,
+}
+
+/// Labels carrying one string value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValueLabel {
+    /// The value.
+    pub value: String,
+}
+
+/// Every metric the gateway keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by deciding rule, decision and status class.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Whole-request latency, seconds.
+    pub request_duration: Histogram,
+    /// Upstream exchange latency (until response headers), seconds.
+    pub upstream_duration: Histogram,
+    /// Identity, app-token and pass-through cache hits, misses, evictions.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Calls to token-info and token, by outcome.
+    pub wix_calls: Family<WixCallLabels, Counter>,
+    /// Policy reloads by result (`success`, `failure`).
+    pub reloads: Family<ValueLabel, Counter>,
+    /// When the last successful policy load happened, Unix seconds.
+    pub last_reload_success: Gauge<f64, AtomicU64>,
+    /// The loaded policy set's version hash, as a label of a gauge set to 1.
+    pub policy_version: Family<ValueLabel, Gauge>,
+    /// Requests refused by a rate limit, by rule.
+    pub rate_limited: Family<ValueLabel, Counter>,
+    /// Client connections open now.
+    pub open_connections: Gauge,
+    /// Requests in flight now.
+    pub in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set, registered under the `wix_elevator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wix_elevator");
+        // 100 µs to ~26 s: the gateway's own work sits at the bottom, Wix's
+        // answers in the middle, timeouts at the top.
+        let buckets =
+            || prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 19);
+        let metrics = Self {
+            requests: Family::default(),
+            request_duration: Histogram::new(buckets()),
+            upstream_duration: Histogram::new(buckets()),
+            cache: Family::default(),
+            wix_calls: Family::default(),
+            reloads: Family::default(),
+            last_reload_success: Gauge::default(),
+            policy_version: Family::default(),
+            rate_limited: Family::default(),
+            open_connections: Gauge::default(),
+            in_flight: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests by deciding rule, decision and status class",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Whole-request latency",
+            metrics.request_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Upstream exchange latency until response headers",
+            metrics.upstream_duration.clone(),
+        );
+        registry.register(
+            "cache_events",
+            "Identity, app-token and pass-through cache hits, misses and evictions",
+            metrics.cache.clone(),
+        );
+        registry.register(
+            "wix_calls",
+            "Calls to Wix token-info and token, by outcome",
+            metrics.wix_calls.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "Policy reloads by result",
+            metrics.reloads.clone(),
+        );
+        registry.register(
+            "policy_last_reload_success_timestamp_seconds",
+            "When the policies were last loaded successfully",
+            metrics.last_reload_success.clone(),
+        );
+        registry.register(
+            "policy_version",
+            "The loaded policy set's version (label), always 1",
+            metrics.policy_version.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by rule",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            metrics.open_connections.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests in flight now",
+            metrics.in_flight.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts one cache event.
+    pub fn cache_event(&self, cache: &'static str, event: &'static str) {
+        self.cache
+            .get_or_create(&CacheLabels { cache, event })
+            .inc();
+    }
+
+    /// Counts one call to Wix's OAuth endpoints.
+    pub fn wix_call(&self, call: &'static str, result: &'static str) {
+        self.wix_calls
+            .get_or_create(&WixCallLabels { call, result })
+            .inc();
+    }
+
+    /// Records a successful policy load of `version` at `unix_seconds`.
+    pub fn policies_loaded(&self, version: &str, unix_seconds: f64) {
+        self.reloads
+            .get_or_create(&ValueLabel {
+                value: "success".into(),
+            })
+            .inc();
+        self.last_reload_success.set(unix_seconds);
+        self.policy_version.clear();
+        self.policy_version
+            .get_or_create(&ValueLabel {
+                value: version.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Records a failed policy reload.
+    pub fn policy_reload_failed(&self) {
+        self.reloads
+            .get_or_create(&ValueLabel {
+                value: "failure".into(),
+            })
+            .inc();
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The status class label of `status`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
