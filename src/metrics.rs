@@ -41,11 +41,25 @@ pub struct WixCallLabels {
     pub result: &'static str,
 }
 
-/// Labels carrying one string value.
+/// The rule a series counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ValueLabel {
-    /// The value.
-    pub value: String,
+pub struct RuleLabel {
+    /// The rule id.
+    pub rule: String,
+}
+
+/// The outcome a series counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// A policy set version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    /// The version hash.
+    pub version: String,
 }
 
 /// Every metric the gateway keeps.
@@ -63,13 +77,13 @@ pub struct Metrics {
     /// Calls to token-info and token, by outcome.
     pub wix_calls: Family<WixCallLabels, Counter>,
     /// Policy reloads by result (`success`, `failure`).
-    pub reloads: Family<ValueLabel, Counter>,
+    pub reloads: Family<ResultLabel, Counter>,
     /// When the last successful policy load happened, Unix seconds.
     pub last_reload_success: Gauge<f64, AtomicU64>,
     /// The loaded policy set's version hash, as a label of a gauge set to 1.
-    pub policy_version: Family<ValueLabel, Gauge>,
+    pub policy_version: Family<VersionLabel, Gauge>,
     /// Requests refused by a rate limit, by rule.
-    pub rate_limited: Family<ValueLabel, Counter>,
+    pub rate_limited: Family<RuleLabel, Counter>,
     /// Client connections open now.
     pub open_connections: Gauge,
     /// Requests in flight now.
@@ -182,15 +196,13 @@ impl Metrics {
     /// Records a successful policy load of `version` at `unix_seconds`.
     pub fn policies_loaded(&self, version: &str, unix_seconds: f64) {
         self.reloads
-            .get_or_create(&ValueLabel {
-                value: "success".into(),
-            })
+            .get_or_create(&ResultLabel { result: "success" })
             .inc();
         self.last_reload_success.set(unix_seconds);
         self.policy_version.clear();
         self.policy_version
-            .get_or_create(&ValueLabel {
-                value: version.to_owned(),
+            .get_or_create(&VersionLabel {
+                version: version.to_owned(),
             })
             .set(1);
     }
@@ -198,9 +210,7 @@ impl Metrics {
     /// Records a failed policy reload.
     pub fn policy_reload_failed(&self) {
         self.reloads
-            .get_or_create(&ValueLabel {
-                value: "failure".into(),
-            })
+            .get_or_create(&ResultLabel { result: "failure" })
             .inc();
     }
 

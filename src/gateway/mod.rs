@@ -107,6 +107,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             config,
         }));
+        gateway.loaded();
         gateway.spawn_housekeeping();
         Ok(gateway)
     }
@@ -140,6 +141,16 @@ impl Gateway {
     /// under the set they started with.
     pub fn replace_policies(&self, policies: PolicySet) {
         self.0.policies.store(Arc::new(policies));
+        self.loaded();
+    }
+
+    /// Records in the metrics that the current policy set was loaded now.
+    fn loaded(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let version = self.0.policies.load().version().to_owned();
+        self.0.metrics.policies_loaded(&version, now);
     }
 
     /// The gateway's metrics.

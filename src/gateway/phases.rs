@@ -27,7 +27,7 @@ use crate::{
     caller::{Caller, IdentitySource},
     error::GatewayError,
     identity::{self, token_from_header},
-    metrics::ValueLabel,
+    metrics::RuleLabel,
     policy::{self, Decision, Mode, RequestView, RouteMatch},
     secret::Secret,
 };
@@ -164,8 +164,8 @@ impl Gateway {
                 self.0
                     .metrics
                     .rate_limited
-                    .get_or_create(&ValueLabel {
-                        value: allowed.rule.id().to_owned(),
+                    .get_or_create(&RuleLabel {
+                        rule: allowed.rule.id().to_owned(),
                     })
                     .inc();
             })?;

@@ -206,6 +206,7 @@ pub struct PolicySet {
     rules: Vec<Rule>,
     index: RouteIndex,
     warnings: Vec<Diagnostic>,
+    version: String,
 }
 
 impl PolicySet {
@@ -255,7 +256,14 @@ impl PolicySet {
             rules,
             index,
             warnings: diags,
+            version: version(sources),
         })
+    }
+
+    /// A short hash of the sources (file names and contents) this set was
+    /// compiled from: two sets with the same version hold the same rules.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The rules, in precedence order.
@@ -324,4 +332,19 @@ fn policy_files(path: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
         );
     }
     files
+}
+
+/// The version of a set of sources: SHA-256 over each name and text,
+/// length-prefixed so that no two different sets can run together.
+fn version(sources: &[(PathBuf, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (path, text) in sources {
+        let name = path.to_string_lossy();
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..8])
 }
