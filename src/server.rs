@@ -187,6 +187,15 @@ impl Activity {
     }
 }
 
+/// One accepted connection and what serving it needs.
+struct Connection<H> {
+    peer: SocketAddr,
+    handler: Arc<H>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    options: Arc<ServerOptions>,
+    stopped: watch::Receiver<bool>,
+}
+
 async fn serve_connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
@@ -196,100 +205,91 @@ async fn serve_connection<H: Handler>(
     stopped: watch::Receiver<bool>,
 ) {
     let _open = options.connections.as_ref().map(OpenConnection::new);
-    match &options.tls {
-        None => {
-            drive(
-                TokioIo::new(stream),
-                peer,
-                handler,
-                &builder,
-                &options,
-                stopped,
-            )
-            .await
-        }
-        Some(tls) => {
-            let handshake = tls.acceptor().accept(stream);
-            match tokio::time::timeout(options.tls_handshake_timeout, handshake).await {
-                Ok(Ok(stream)) => {
-                    drive(
-                        TokioIo::new(stream),
-                        peer,
-                        handler,
-                        &builder,
-                        &options,
-                        stopped,
-                    )
-                    .await
-                }
-                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        }
+    let tls = options.tls.clone();
+    let handshake_timeout = options.tls_handshake_timeout;
+    let connection = Connection {
+        peer,
+        handler,
+        builder,
+        options,
+        stopped,
+    };
+    let Some(tls) = tls else {
+        return connection.drive(TokioIo::new(stream)).await;
+    };
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => connection.drive(TokioIo::new(stream)).await,
+        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
     }
 }
 
-async fn drive<H, I>(
-    io: I,
-    peer: SocketAddr,
-    handler: Arc<H>,
-    builder: &auto::Builder<TokioExecutor>,
-    options: &ServerOptions,
-    mut stopped: watch::Receiver<bool>,
-) where
-    H: Handler,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let activity = Arc::new(Activity {
-        started: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        last_done_ms: AtomicU64::new(0),
-    });
-    let tracked = activity.clone();
-    let service = hyper::service::service_fn(move |request| {
-        let handler = handler.clone();
-        let activity = tracked.clone();
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        async move {
-            let response = handler.handle(request, peer).await;
-            let now = activity.started.elapsed().as_millis() as u64;
-            activity.last_done_ms.store(now, Ordering::Release);
-            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-            Ok::<_, Infallible>(response)
+impl<H: Handler> Connection<H> {
+    /// Serves HTTP on `io` until the peer leaves, the connection idles out,
+    /// or shutdown drains it.
+    async fn drive<I>(self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Self {
+            peer,
+            handler,
+            builder,
+            options,
+            mut stopped,
+        } = self;
+        let activity = Arc::new(Activity {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+        });
+        let tracked = activity.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let handler = handler.clone();
+            let activity = tracked.clone();
+            activity.in_flight.fetch_add(1, Ordering::AcqRel);
+            async move {
+                let response = handler.handle(request, peer).await;
+                let now = activity.started.elapsed().as_millis() as u64;
+                activity.last_done_ms.store(now, Ordering::Release);
+                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let tick = (options.idle_timeout / 4).max(Duration::from_millis(10));
+        // A client that ignores a graceful close (an HTTP/2 peer that never
+        // answers the GOAWAY's ping) is dropped after this long.
+        let grace = options.idle_timeout.min(Duration::from_secs(5));
+        let mut closing = None::<tokio::time::Instant>;
+        if *stopped.borrow() {
+            connection.as_mut().graceful_shutdown();
+            closing = Some(tokio::time::Instant::now() + options.drain_timeout);
         }
-    });
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
-    let tick = (options.idle_timeout / 4).max(Duration::from_millis(10));
-    // A client that ignores a graceful close (an HTTP/2 peer that never
-    // answers the GOAWAY's ping) is dropped after this long.
-    let grace = options.idle_timeout.min(Duration::from_secs(5));
-    let mut closing = None::<tokio::time::Instant>;
-    if *stopped.borrow() {
-        connection.as_mut().graceful_shutdown();
-        closing = Some(tokio::time::Instant::now() + options.drain_timeout);
-    }
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "connection ended with an error");
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                    return;
                 }
-                return;
-            }
-            _ = stopped.changed(), if closing.is_none() => {
-                connection.as_mut().graceful_shutdown();
-                closing = Some(tokio::time::Instant::now() + options.drain_timeout);
-            }
-            _ = tokio::time::sleep(tick), if closing.is_none() => {
-                if activity.idle_for().is_some_and(|idle| idle >= options.idle_timeout) {
+                _ = stopped.changed(), if closing.is_none() => {
                     connection.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + grace);
+                    closing = Some(tokio::time::Instant::now() + options.drain_timeout);
                 }
-            }
-            _ = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {
-                tracing::debug!("connection did not close in time; dropping it");
-                return;
+                _ = tokio::time::sleep(tick), if closing.is_none() => {
+                    if activity.idle_for().is_some_and(|idle| idle >= options.idle_timeout) {
+                        connection.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + grace);
+                    }
+                }
+                _ = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {
+                    tracing::debug!("connection did not close in time; dropping it");
+                    return;
+                }
             }
         }
     }
