@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde_saphyr::Location;
 
+use super::lint::Lint;
+
 pub use crate::diagnostic::{Diagnostic, Severity};
 
 /// A place in a policy file, kept on compiled rules and conditions so that
@@ -64,15 +66,26 @@ impl Diagnostics {
             column: at.column,
             severity,
             message: message.into(),
+            code: None,
         });
+    }
+
+    /// A warning with its lint's code.
+    pub(crate) fn lint(
+        &mut self,
+        file: &Path,
+        at: Position,
+        lint: Lint,
+        message: impl Into<String>,
+    ) {
+        self.push(file, at, Severity::Warning, message);
+        if let Some(last) = self.items.last_mut() {
+            last.code = Some(lint.code());
+        }
     }
 
     pub(crate) fn error(&mut self, file: &Path, at: Position, message: impl Into<String>) {
         self.push(file, at, Severity::Error, message);
-    }
-
-    pub(crate) fn warning(&mut self, file: &Path, at: Position, message: impl Into<String>) {
-        self.push(file, at, Severity::Warning, message);
     }
 
     /// Reports a structural error from the YAML deserializer.

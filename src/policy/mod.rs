@@ -61,11 +61,14 @@
 pub mod condition;
 pub mod diagnostics;
 pub mod eval;
+pub mod lint;
 pub mod model;
+pub mod parse;
 pub mod template;
 
 mod compile;
 mod selector;
+mod types;
 mod when;
 
 #[cfg(test)]
@@ -83,6 +86,7 @@ pub use self::eval::{
     authorize, authorize_observed, Decision, DenyReason, NoTrace, Observer, RequestView,
     RuleOutcome,
 };
+pub use self::lint::Lint;
 pub use self::template::PathTemplate;
 
 use self::compile::{caller_bit, source_bit};
@@ -124,6 +128,8 @@ pub struct Rule {
     /// Always an [`Condition::All`]; empty when the rule has no `when`.
     pub(crate) condition: Condition,
     pub(crate) reads_body: bool,
+    /// Bits from [`Lint::bit`]: warnings silenced with `allow_warnings`.
+    pub(crate) allowed_warnings: u16,
     pub(crate) file: Arc<Path>,
     pub(crate) at: Position,
     /// Position in precedence order.
@@ -214,15 +220,26 @@ impl PolicySet {
     ///
     /// On failure returns every diagnostic found, warnings included.
     pub fn load(path: &Path) -> Result<PolicySet, Vec<Diagnostic>> {
-        let mut diags = Diagnostics::default();
-        let mut sources = Vec::new();
-        for file in policy_files(path, &mut diags) {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => sources.push((file, text)),
-                Err(e) => diags.error(&file, Position::START, format!("cannot read: {e}")),
-            }
-        }
+        let (sources, diags) = read_sources(path);
         Self::compile(&sources, diags)
+    }
+
+    /// [`PolicySet::load`] for sources already read with [`PolicySource::read`],
+    /// so that a caller can also hash or show exactly the text it compiled.
+    pub fn load_source(source: &PolicySource) -> Result<PolicySet, Vec<Diagnostic>> {
+        let mut diags = Diagnostics::default();
+        for problem in &source.problems {
+            diags.push(
+                &problem.file,
+                Position {
+                    line: problem.line,
+                    column: problem.column,
+                },
+                problem.severity,
+                problem.message.clone(),
+            );
+        }
+        Self::compile(&source.files, diags)
     }
 
     /// Compiles policies from memory, in the order given (file names are
@@ -236,6 +253,7 @@ impl PolicySet {
         mut diags: Diagnostics,
     ) -> Result<PolicySet, Vec<Diagnostic>> {
         let rules = compile::compile_sources(sources, &mut diags);
+        lint::run(&rules, &mut diags);
         let has_errors = diags.has_errors();
         let mut diags = diags.into_vec();
         // Checks run field by field and across rules; readers want source order.
@@ -284,6 +302,40 @@ impl PolicySet {
         matches.sort_unstable_by_key(|m| m.rule.order);
         matches
     }
+}
+
+/// The text of every policy file under a path, as [`PolicySet::load`] reads it.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// Each file and its text, in precedence order.
+    pub files: Vec<(PathBuf, String)>,
+    /// Problems reading them (a missing path, an unreadable file, a folder
+    /// with no policy files).
+    pub problems: Vec<Diagnostic>,
+}
+
+impl PolicySource {
+    /// Reads the policy file at `path`, or every `*.yaml` / `*.yml` file
+    /// directly in the folder `path`, sorted by file name.
+    pub fn read(path: &Path) -> PolicySource {
+        let (files, diags) = read_sources(path);
+        PolicySource {
+            files,
+            problems: diags.into_vec(),
+        }
+    }
+}
+
+fn read_sources(path: &Path) -> (Vec<(PathBuf, String)>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut sources = Vec::new();
+    for file in policy_files(path, &mut diags) {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => diags.error(&file, Position::START, format!("cannot read: {e}")),
+        }
+    }
+    (sources, diags)
 }
 
 /// The files [`PolicySet::load`] reads for `path`, sorted by file name.
