@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authoring;
 pub mod body;
 pub mod caller;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod policy;
+pub mod reload;
 pub mod sandbox;
 pub mod secret;
 pub mod serve;

@@ -30,6 +30,11 @@ pub async fn serve(path: &Path) -> Result<(), StartError> {
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let server = gateway.start(listener);
+    let _reloader = crate::reload::PolicyReloader::start(
+        gateway.clone(),
+        &config.policies,
+        crate::reload::ReloadOptions::default(),
+    );
     tracing::info!(listen = %server.local_addr(), upstream = %config.wix.base_url, "gateway ready");
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");

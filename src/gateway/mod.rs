@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 pub use canonical::CanonicalRequest;
 pub use headers::FORWARDED_REQUEST_HEADERS;
+pub use inspect::parse_json;
 
 use crate::{
     body::Body,
