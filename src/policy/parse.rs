@@ -174,14 +174,20 @@ impl Reader<'_> {
         for (key, value) in entries {
             match known.iter().position(|k| *k == key.value) {
                 Some(i) => found[i] = Some(value),
-                None => self.error(
-                    pos(key),
-                    format!(
-                        "unknown field `{}`, expected one of {}",
-                        key.value,
-                        known.join(", ")
-                    ),
-                ),
+                None => {
+                    let hint = known
+                        .iter()
+                        .find(|k| edit_distance(k, &key.value) <= 2)
+                        .map_or(String::new(), |k| format!(" (did you mean `{k}`?)"));
+                    self.error(
+                        pos(key),
+                        format!(
+                            "unknown field `{}`, expected one of {}{hint}",
+                            key.value,
+                            known.join(", ")
+                        ),
+                    );
+                }
             }
         }
         found
@@ -250,4 +256,20 @@ impl Reader<'_> {
         }
         ok.then(|| Spanned::new(out, node.referenced, node.defined))
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
