@@ -185,6 +185,9 @@ pub fn run(policies: &PolicySet, files: &[PathBuf], settings: &Settings) -> Test
             });
         }
     }
+    report
+        .problems
+        .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     report.uncovered = policies
         .rules()
         .iter()
