@@ -13,16 +13,26 @@
 //!   temporary file and renaming it over the old one replaces the watched
 //!   inode, which a watch on the file itself would silently lose. Saves by
 //!   truncate-then-write are seen as modifications of the same file.
-//! - **Bursts.** File events are debounced (250 ms of quiet by default), so a
-//!   burst of saves is one reload. A change that leaves every policy file's
-//!   text as it was (an editor's swap file, a `touch`) reloads nothing;
-//!   SIGHUP always reloads.
+//! - **Bursts.** A reload starts only after the folder has been quiet for the
+//!   debounce period (250 ms by default), so a burst of saves is one reload.
+//!   A change that leaves every policy file's text as it was (an editor's
+//!   swap file, a `touch`) reloads nothing; SIGHUP always reloads.
+//! - **Half-written files.** An editor that truncates and then writes leaves
+//!   a moment where the file is empty or cut short, and a cut-short rule can
+//!   be valid and wider than the full one (its `when:` not written yet). So
+//!   a set is applied, or its errors reported, only if no file event arrived
+//!   while it was read and compiled; otherwise it is dropped and the reload
+//!   waits for the folder to be quiet again. This is why the debounce is
+//!   done here, on `notify`'s raw events, rather than by a debouncer crate:
+//!   it needs to know whether events are pending, which they do not expose.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -103,7 +113,7 @@ impl ReloadHandle {
 /// watching.
 pub struct PolicyReloader {
     handle: ReloadHandle,
-    _watcher: Option<Debouncer<RecommendedWatcher>>,
+    _watcher: Option<RecommendedWatcher>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -145,19 +155,38 @@ impl PolicyReloader {
                 tasks.push(task);
             }
         }
-        let watcher = watch_folder(policies, options.debounce, trigger.clone());
+        // Counts file events, so a reload can tell whether files changed
+        // while it was reading them.
+        let events = Arc::new(AtomicU64::new(0));
+        let watcher = watch_folder(policies, events.clone(), trigger.clone());
 
         let path = policies.to_path_buf();
+        let debounce = options.debounce;
         tasks.push(tokio::spawn(async move {
             let mut last_attempt = initial;
+            // A forced reload dropped because files changed under it still counts.
+            let mut carried = false;
             while let Some(first) = triggers.recv().await {
-                let mut forced = first == Trigger::Forced;
-                while let Ok(more) = triggers.try_recv() {
-                    forced |= more == Trigger::Forced;
+                let mut forced = std::mem::take(&mut carried) || first == Trigger::Forced;
+                // Quiet period: every further event starts it again.
+                loop {
+                    match tokio::time::timeout(debounce, triggers.recv()).await {
+                        Ok(Some(more)) => forced |= more == Trigger::Forced,
+                        Ok(None) => return,
+                        Err(_quiet) => break,
+                    }
                 }
+                let seen = events.load(Ordering::SeqCst);
                 let path = path.clone();
                 let previous = (!forced).then(|| last_attempt.clone());
                 let attempt = tokio::task::spawn_blocking(move || attempt(&path, previous)).await;
+                if events.load(Ordering::SeqCst) != seen {
+                    carried = forced;
+                    tracing::debug!(
+                        "policy files changed while being read: waiting for them to settle"
+                    );
+                    continue;
+                }
                 match attempt {
                     Ok(Attempt::Unchanged) => {
                         tracing::debug!(
@@ -265,12 +294,13 @@ fn version(source: &PolicySource) -> String {
     hex::encode(&hash.finalize()[..8])
 }
 
-/// Watches the folder holding the policies, not the files: see the module docs.
+/// Watches the folder holding the policies, not the files: see the module
+/// docs. Each change is counted in `events` and sent as a trigger.
 fn watch_folder(
     policies: &Path,
-    debounce: Duration,
+    events: Arc<AtomicU64>,
     trigger: mpsc::UnboundedSender<Trigger>,
-) -> Option<Debouncer<RecommendedWatcher>> {
+) -> Option<RecommendedWatcher> {
     let folder: PathBuf = if policies.is_dir() {
         policies.to_path_buf()
     } else {
@@ -279,23 +309,25 @@ fn watch_folder(
             _ => PathBuf::from("."),
         }
     };
-    let on_events = move |result: DebounceEventResult| match result {
-        Ok(events) if !events.is_empty() => {
+    let on_event = move |result: notify::Result<notify::Event>| match result {
+        // Opening and closing are not changes; the reloader's own reads
+        // produce them.
+        Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+        Ok(_) => {
+            events.fetch_add(1, Ordering::SeqCst);
             let _ = trigger.send(Trigger::Files);
         }
-        Ok(_) => {}
         Err(error) => tracing::warn!(%error, "policy file watching reported an error"),
     };
-    let started = new_debouncer(debounce, on_events).and_then(|mut debouncer| {
-        debouncer
-            .watcher()
+    let started = notify::recommended_watcher(on_event).and_then(|mut watcher| {
+        watcher
             .watch(&folder, RecursiveMode::NonRecursive)
-            .map(|()| debouncer)
+            .map(|()| watcher)
     });
     match started {
-        Ok(debouncer) => {
+        Ok(watcher) => {
             tracing::info!(folder = %folder.display(), "watching policy files for changes");
-            Some(debouncer)
+            Some(watcher)
         }
         Err(error) => {
             tracing::error!(%error, folder = %folder.display(), "cannot watch policy files; reload them with SIGHUP");

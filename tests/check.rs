@@ -142,6 +142,9 @@ fn config_errors_are_reported_with_their_lines() {
     let output = check(&["--config", config.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
-    assert!(text.contains("proxy.yaml:5:1: error: unknown field `colour`"), "{text}");
+    assert!(
+        text.contains("proxy.yaml:5:1: error: unknown field `colour`"),
+        "{text}"
+    );
     assert!(text.contains("5 | colour: red\n  | ^\n"), "{text}");
 }

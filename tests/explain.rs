@@ -68,21 +68,36 @@ fn a_denied_request_shows_why_each_rule_refused() {
         "VISITOR:v-1:inst-1",
     );
     assert!(
-        matches!(outcome, Outcome::Deny { status: 403, reason: "conditions_failed", .. }),
+        matches!(
+            outcome,
+            Outcome::Deny {
+                status: 403,
+                reason: "conditions_failed",
+                ..
+            }
+        ),
         "{outcome:?}"
     );
     assert!(text.contains("rule member-reads-own-profile (policies/members.yaml:3:9, elevate): does not admit VISITOR v-1 with an access token\n"), "{text}");
     assert!(text.contains("rule anyone-reads-public-profile (policies/members.yaml:16:9, elevate): conditions failed\n"), "{text}");
     // Exhaustive: the regex passed and is shown, though `fieldsets` failed.
     assert!(text.contains("    pass path.memberId regex "), "{text}");
-    assert!(text.contains("    FAIL query.fieldsets equals \"PUBLIC\": saw nothing\n"), "{text}");
-    assert!(text.ends_with("decision    deny 403 (conditions_failed): this request is not allowed\n"), "{text}");
+    assert!(
+        text.contains("    FAIL query.fieldsets equals \"PUBLIC\": saw nothing\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("decision    deny 403 (conditions_failed): this request is not allowed\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn every_value_of_a_repeated_parameter_is_shown() {
     let (_, text) = explain(
-        &get(&format!("/members/v1/members/{ME}?fieldsets=FULL&fieldsets=EXTENDED")),
+        &get(&format!(
+            "/members/v1/members/{ME}?fieldsets=FULL&fieldsets=EXTENDED"
+        )),
         &format!("MEMBER:{ME}:inst-1"),
     );
     assert!(
@@ -104,34 +119,71 @@ fn bodies_go_through_the_gateways_strict_parser() {
         "VISITOR:v-1:inst-1",
     );
     assert!(matches!(outcome, Outcome::Allow { .. }), "{text}");
-    assert!(text.contains("pass body.query.paging.limit min 1: saw 10\n"), "{text}");
+    assert!(
+        text.contains("pass body.query.paging.limit min 1: saw 10\n"),
+        "{text}"
+    );
     let (outcome, _) = explain(
         &probe(r#"{"dataCollectionId":"Reviews","data_collection_id":"Orders"}"#),
         "VISITOR:v-1:inst-1",
     );
-    assert!(matches!(outcome, Outcome::Deny { status: 400, reason: "bad_request", .. }), "{outcome:?}");
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Deny {
+                status: 400,
+                reason: "bad_request",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }
 
 #[test]
 fn what_the_gateway_rejects_before_routing_is_rejected() {
-    for target in ["/members/v1/members/a%2Fb", "/members//v1", "/members/v1/members/../x"] {
+    for target in [
+        "/members/v1/members/a%2Fb",
+        "/members//v1",
+        "/members/v1/members/../x",
+    ] {
         let (outcome, text) = explain(&get(target), "MEMBER:m:inst-1");
-        assert!(matches!(outcome, Outcome::Deny { status: 400, .. }), "{target}: {outcome:?}");
+        assert!(
+            matches!(outcome, Outcome::Deny { status: 400, .. }),
+            "{target}: {outcome:?}"
+        );
         assert!(text.contains("route       no rule matches"), "{text}");
     }
     let (outcome, _) = explain(&get("/nothing/here"), "MEMBER:m:inst-1");
-    assert!(matches!(outcome, Outcome::Deny { status: 403, reason: "no_route", .. }));
+    assert!(matches!(
+        outcome,
+        Outcome::Deny {
+            status: 403,
+            reason: "no_route",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn pass_through_names_the_configured_exchange() {
-    let caller = ProbeCaller::Known(parse_caller("USER:u-1:inst-1", SourceArg::AccessToken).unwrap());
+    let caller =
+        ProbeCaller::Known(parse_caller("USER:u-1:inst-1", SourceArg::AccessToken).unwrap());
     let probe = get("/contacts/v4/contacts/c-1");
     for (mode, words) in [
-        (PassThroughMode::StripBoundSession, "the caller's token, exchanged via strip_bound_session"),
-        (PassThroughMode::Raw, "the caller's token, as received (raw)"),
+        (
+            PassThroughMode::StripBoundSession,
+            "the caller's token, exchanged via strip_bound_session",
+        ),
+        (
+            PassThroughMode::Raw,
+            "the caller's token, as received (raw)",
+        ),
     ] {
-        let settings = Settings { pass_through: mode, ..Settings::default() };
+        let settings = Settings {
+            pass_through: mode,
+            ..Settings::default()
+        };
         let evaluation = evaluate(&shipped(), &probe, &caller, &settings).unwrap();
         assert!(render(&evaluation, &caller).ends_with(&format!("credential  {words}\n")));
     }
@@ -157,26 +209,74 @@ fn exit_status_is_0_on_allow_2_on_deny_1_on_usage_errors() {
     let allowed = explain(&["GET", "/apps/v1/instance", "--caller", "USER:u-1:inst-1"]);
     assert_eq!(allowed.status.code(), Some(0));
     let text = String::from_utf8_lossy(&allowed.stdout);
-    assert!(text.contains("decision    allow by dashboard-reads-app-instance (elevate)"), "{text}");
-    let legacy = explain(&["GET", "/apps/v1/instance", "--caller", "USER:u-1:inst-1", "--source", "signed-instance"]);
+    assert!(
+        text.contains("decision    allow by dashboard-reads-app-instance (elevate)"),
+        "{text}"
+    );
+    let legacy = explain(&[
+        "GET",
+        "/apps/v1/instance",
+        "--caller",
+        "USER:u-1:inst-1",
+        "--source",
+        "signed-instance",
+    ]);
     assert_eq!(legacy.status.code(), Some(0));
 
-    assert_eq!(explain(&["GET", "/apps/v1/instance", "--caller", "MEMBER:m-1:inst-1"]).status.code(), Some(2));
-    assert_eq!(explain(&["GET", "/apps/v1/instance"]).status.code(), Some(2), "anonymous");
-    assert_eq!(explain(&["DELETE", "/apps/v1/instance", "--caller", "USER:u:i"]).status.code(), Some(2));
+    assert_eq!(
+        explain(&["GET", "/apps/v1/instance", "--caller", "MEMBER:m-1:inst-1"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        explain(&["GET", "/apps/v1/instance"]).status.code(),
+        Some(2),
+        "anonymous"
+    );
+    assert_eq!(
+        explain(&["DELETE", "/apps/v1/instance", "--caller", "USER:u:i"])
+            .status
+            .code(),
+        Some(2)
+    );
 
     let bad_caller = explain(&["GET", "/apps/v1/instance", "--caller", "ADMIN:x:y"]);
     assert_eq!(bad_caller.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_caller.stderr).contains("unknown type `ADMIN`"));
-    assert_eq!(explain(&["GET", "/apps/v1/instance", "--bogus"]).status.code(), Some(1));
-    assert_eq!(explain(&["GET", "/a", "-H", "no-colon"]).status.code(), Some(1));
+    assert_eq!(
+        explain(&["GET", "/apps/v1/instance", "--bogus"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        explain(&["GET", "/a", "-H", "no-colon"]).status.code(),
+        Some(1)
+    );
     let missing = binary(&["explain", "--policies", "nowhere", "GET", "/a"]);
     assert_eq!(missing.status.code(), Some(1));
 
     let body = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(body.path(), r#"{"dataCollectionId":"Reviews","dataItem":{"data":{"memberId":"m-1","rating":3}}}"#).unwrap();
-    let insert = explain(&["POST", "/wix-data/v2/items", "--caller", "MEMBER:m-1:inst-1", "--body", body.path().to_str().unwrap()]);
-    assert_eq!(insert.status.code(), Some(0), "{}", String::from_utf8_lossy(&insert.stdout));
+    std::fs::write(
+        body.path(),
+        r#"{"dataCollectionId":"Reviews","dataItem":{"data":{"memberId":"m-1","rating":3}}}"#,
+    )
+    .unwrap();
+    let insert = explain(&[
+        "POST",
+        "/wix-data/v2/items",
+        "--caller",
+        "MEMBER:m-1:inst-1",
+        "--body",
+        body.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        insert.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&insert.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,14 +330,30 @@ async fn a_real_token_is_checked_with_token_info() {
 
     let member = run(mint("MEMBER", None), true).await.unwrap();
     let text = String::from_utf8_lossy(&member.stdout);
-    assert_eq!(member.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&member.stderr));
-    assert!(text.contains(&format!("caller      MEMBER {ME} with an access token (instance inst-7, site site-7)")), "{text}");
-    assert!(text.contains("credential  app token for instance inst-7"), "{text}");
+    assert_eq!(
+        member.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "caller      MEMBER {ME} with an access token (instance inst-7, site site-7)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("credential  app token for instance inst-7"),
+        "{text}"
+    );
 
     let expired = run(mint("MEMBER", Some(-10)), true).await.unwrap();
     let text = String::from_utf8_lossy(&expired.stdout);
     assert_eq!(expired.status.code(), Some(2), "{text}");
-    assert!(text.contains("decision    deny 401 (unauthenticated): the access token has expired"), "{text}");
+    assert!(
+        text.contains("decision    deny 401 (unauthenticated): the access token has expired"),
+        "{text}"
+    );
 
     // A token needs the real config: an unset `${VAR}` is an error, not a placeholder.
     let unset = run(mint("MEMBER", None), false).await.unwrap();

@@ -28,7 +28,12 @@ fn shipped_policy_tests_pass_and_cover_every_rule() {
         let mentions = report
             .results
             .iter()
-            .filter(|r| r.evaluation.rules.iter().any(|t| t.id == rule.id() && t.outcome.is_some()))
+            .filter(|r| {
+                r.evaluation
+                    .rules
+                    .iter()
+                    .any(|t| t.id == rule.id() && t.outcome.is_some())
+            })
             .filter(|r| !r.evaluation.allowed())
             .count();
         assert!(mentions > 0, "no denied case evaluates rule {}", rule.id());
@@ -50,7 +55,10 @@ fn the_binary_runs_them_from_the_config_and_ends_with_the_summary() {
     let (passed, failed) = last.split_once(" passed, ").expect("summary line");
     assert!(passed.parse::<usize>().unwrap() >= 20, "{last}");
     assert_eq!(failed, "0 failed");
-    assert!(text.contains("coverage: every rule (10) allowed at least one case"), "{text}");
+    assert!(
+        text.contains("coverage: every rule (10) allowed at least one case"),
+        "{text}"
+    );
 }
 
 /// A copy of the shipped policies and tests to break.
@@ -75,7 +83,11 @@ fn a_policy_change_that_breaks_a_case_fails_with_its_trace() {
     let data = dir.path().join("wix-data.yaml");
     let text = std::fs::read_to_string(&data).unwrap();
     // Loosen the rating bound: the "rating above 5" case must now fail.
-    std::fs::write(&data, text.replace("{ min: 1, max: 5 }", "{ min: 1, max: 10 }")).unwrap();
+    std::fs::write(
+        &data,
+        text.replace("{ min: 1, max: 5 }", "{ min: 1, max: 10 }"),
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_wix-elevator"))
         .args(["test", "--policies"])
         .arg(dir.path())
@@ -84,7 +96,10 @@ fn a_policy_change_that_breaks_a_case_fails_with_its_trace() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("wix-data.yaml:79:5 a rating above 5 is refused\n  expected deny (conditions_failed), got allow by reviews-insert-own (elevate)\n"), "{text}");
-    assert!(text.contains("    pass body.dataItem.data.rating max 10: saw 6\n"), "{text}");
+    assert!(
+        text.contains("    pass body.dataItem.data.rating max 10: saw 6\n"),
+        "{text}"
+    );
     assert!(text.ends_with(" passed, 1 failed\n"), "{text}");
 }
 
@@ -102,7 +117,16 @@ fn uncovered_rules_and_bad_cases_are_reported() {
     let report = run(&policies, &files, &Settings::default());
     let text = report.render(false);
     assert_eq!(report.failed(), 2, "{text}");
-    assert!(text.contains("zz-bad.yaml:2:5: error: case `typo`: no rule has the id `no-such-rule`"), "{text}");
-    assert!(text.contains("zz-bad.yaml:5:5: error: case `bad caller`: unknown caller type `ADMIN`"), "{text}");
-    assert!(text.contains("coverage: 1 of 10 rules allowed no case:\n  dashboard-reads-app-instance ("), "{text}");
+    assert!(
+        text.contains("zz-bad.yaml:2:5: error: case `typo`: no rule has the id `no-such-rule`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zz-bad.yaml:5:5: error: case `bad caller`: unknown caller type `ADMIN`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("coverage: 1 of 10 rules allowed no case:\n  dashboard-reads-app-instance ("),
+        "{text}"
+    );
 }
