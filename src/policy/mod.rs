@@ -32,7 +32,11 @@
 //!       any:
 //!         - query.fieldsets: { absent: true }
 //!         - query.fieldsets: { one_of: [PUBLIC, FULL] }
+//!     allow_warnings: [shadowed-rule]     # optional; lint codes silenced for this rule
 //! ```
+//!
+//! `policies/README.md` is the reference for policy authors, with checked
+//! examples of every key, selector, operator and warning.
 //!
 //! - Path segments: literal, `{capture}` (one whole non-empty segment), a
 //!   glob with `*`, `?` or `[...]` (one segment), or `**` last (one or more
@@ -52,10 +56,13 @@
 //!
 //! # Pieces
 //!
-//! - [`model`]: the YAML as written (serde types only).
+//! - [`model`] and [`parse`]: the YAML as written, read rule by rule so that
+//!   every unknown key or missing field is reported, not only the first.
 //! - [`template`]: path templates and the route index.
-//! - `when` / `compile`: checks everything and reports every problem as a
-//!   [`Diagnostic`] at its `file:line:col`.
+//! - `when` / `types` / `compile`: checks everything and reports every
+//!   problem as a [`Diagnostic`] at its `file:line:col`.
+//! - [`lint`]: warnings with stable codes (shadowed rules, conflicting modes,
+//!   elevated visitors and wildcards, ...), silenced per rule.
 //! - [`condition`] and [`eval`]: compiled conditions and the pure evaluator.
 
 pub mod condition;
@@ -281,7 +288,8 @@ impl PolicySet {
         &self.rules
     }
 
-    /// Warnings found while loading (probable mistakes that do not stop it).
+    /// Warnings found while loading (probable mistakes that do not stop it),
+    /// each with its [`Lint`] code.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }

@@ -6,7 +6,7 @@
 //! The cross-rule lints (`shadowed-rule`, `conflicting-modes`) are
 //! conservative: they only report what they can prove from the rules'
 //! routes, callers and the conditions written at the top level of `when`
-//! (see [`overlap`]), so a silent run does not prove that no two rules
+//! (see the `overlap` module), so a silent run does not prove that no two rules
 //! interact, but a warning is never a false alarm about the routes.
 
 mod overlap;
