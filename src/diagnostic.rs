@@ -21,7 +21,9 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One problem in one file. `Display` gives `file:line:col: error: message`.
+/// One problem in one file. `Display` gives `file:line:col: error: message`,
+/// followed by ` [code]` when the problem has a stable code (every policy
+/// warning has one, so it can be looked up and silenced).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The file the problem is in.
@@ -34,6 +36,9 @@ pub struct Diagnostic {
     pub severity: Severity,
     /// What is wrong, for a person.
     pub message: String,
+    /// A stable kebab-case code (e.g. `shadowed-rule`), for warnings that can
+    /// be silenced; `None` for plain errors.
+    pub code: Option<&'static str>,
 }
 
 impl Diagnostic {
@@ -55,6 +60,7 @@ impl Diagnostic {
             column,
             severity: Severity::Error,
             message: message.into(),
+            code: None,
         }
     }
 
@@ -91,7 +97,11 @@ impl fmt::Display for Diagnostic {
             self.column,
             self.severity,
             self.message
-        )
+        )?;
+        match self.code {
+            Some(code) => write!(f, " [{code}]"),
+            None => Ok(()),
+        }
     }
 }
 

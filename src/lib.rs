@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authoring;
 pub mod body;
 pub mod caller;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod gateway;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod sandbox;
 pub mod secret;
 pub mod serve;

@@ -4,7 +4,12 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
-use wix_elevator::{demo, sandbox, secret::Secret, serve};
+use wix_elevator::{
+    authoring::{self, check::CheckArgs, explain::ExplainArgs, policy_tests::TestArgs},
+    demo, sandbox,
+    secret::Secret,
+    serve,
+};
 
 /// A policy-gated gateway that elevates Wix frontend calls to the app's
 /// permissions, only where a policy allows it.
@@ -53,13 +58,36 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Report every problem in the config and the policies, compiler style.
+    /// Exit 1 on any error.
+    Check(CheckArgs),
+    /// Evaluate one request against the policies without forwarding it, and
+    /// print the trace. Exit 0 if allowed, 2 if refused, 1 on a usage or
+    /// config error.
+    Explain(ExplainArgs),
+    /// Run the policy tests (default: the `tests/` folder next to the
+    /// policies). Exit 1 if any case fails.
+    Test(TestArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1, like every other failure (clap's default is 2,
+    // which `explain` uses for a refused request).
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        let _ = error.print();
+        std::process::exit(if error.use_stderr() { 1 } else { 0 })
+    });
     init_logging(cli.log_format);
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let result = match cli.command {
+        Command::Check(args) => return ExitCode::from(authoring::check::run(&args, &mut out)),
+        Command::Explain(args) => {
+            return ExitCode::from(authoring::explain::run(&args, &mut out, &mut err).await)
+        }
+        Command::Test(args) => {
+            return ExitCode::from(authoring::policy_tests::run_cli(&args, &mut out, &mut err))
+        }
         Command::Serve { config } => serve::serve(&config).await,
         Command::Sandbox {
             listen,

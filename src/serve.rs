@@ -87,6 +87,13 @@ impl Running {
 pub async fn serve(path: &Path) -> Result<(), StartError> {
     let (config, gateway) = load(path)?;
     let running = Running::start(gateway).await?;
+    // Kept alive for as long as the gateway serves: dropping it stops the
+    // watcher.
+    let _reloader = crate::reload::PolicyReloader::start(
+        running.gateway.clone(),
+        &config.policies,
+        crate::reload::ReloadOptions::default(),
+    );
     tracing::info!(
         listen = %running.proxy.local_addr(),
         admin = ?running.admin.as_ref().map(Server::local_addr),

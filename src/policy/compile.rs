@@ -9,7 +9,9 @@ use serde_saphyr::Spanned;
 
 use super::condition::Condition;
 use super::diagnostics::{Diagnostics, Position};
-use super::model::{PolicyFile, RuleDoc};
+use super::lint::Lint;
+use super::model::{Node, RuleDoc};
+use super::parse;
 use super::template::{PathTemplate, METHODS};
 use super::when::WhenCompiler;
 use super::{Mode, Rule};
@@ -57,176 +59,238 @@ pub(crate) fn compile_sources(sources: &[(PathBuf, String)], diags: &mut Diagnos
     let mut ids: HashMap<String, (Arc<Path>, Position)> = HashMap::new();
     for (path, text) in sources {
         let file: Arc<Path> = Arc::from(path.as_path());
-        let doc = match serde_saphyr::from_str_with_options::<PolicyFile>(text, yaml_options()) {
-            Ok(doc) => doc,
+        if text.trim().is_empty() {
+            diags.error(
+                &file,
+                Position::START,
+                "empty policy file: expected a top-level `rules:` list",
+            );
+            continue;
+        }
+        let root = match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, yaml_options())
+        {
+            Ok(root) => root,
             Err(err) => {
                 diags.yaml_error(&file, text, &err);
                 continue;
             }
         };
-        if doc.rules.is_empty() {
-            diags.warning(&file, Position::START, "this file has no rules");
-        }
-        for rule_doc in &doc.rules {
-            let at = pos(&rule_doc.id);
-            let id = rule_doc.id.value.as_str();
-            if let Some((first_file, first_at)) = ids.get(id) {
-                diags.error(
-                    &file,
-                    at,
-                    format!(
-                        "duplicate rule id `{id}`: first defined at {}:{first_at}",
-                        first_file.display()
-                    ),
-                );
-            } else {
-                ids.insert(id.to_owned(), (file.clone(), at));
+        for rule_doc in parse::rules(&file, &root, diags) {
+            if let Some(id) = &rule_doc.id {
+                let at = pos(id);
+                if let Some((first_file, first_at)) = ids.get(&id.value) {
+                    diags.error(
+                        &file,
+                        at,
+                        format!(
+                            "duplicate rule id `{}`: first defined at {}:{first_at}",
+                            id.value,
+                            first_file.display()
+                        ),
+                    );
+                } else {
+                    ids.insert(id.value.clone(), (file.clone(), at));
+                }
             }
-            if let Some(mut rule) = compile_rule(&file, rule_doc, diags) {
+            if let Some(mut rule) = compile_rule(&file, &rule_doc, diags) {
                 rule.order = u32::try_from(rules.len()).unwrap_or(u32::MAX);
                 rules.push(rule);
             }
         }
     }
-    warn_shadowed(&rules, diags);
     rules
+}
+
+/// Parses a list of names against `known`, reporting unknown and repeated
+/// ones; returns the set as bits and whether every name was known.
+struct Names<'a> {
+    file: &'a Path,
+    silenced: u16,
+}
+
+impl Names<'_> {
+    fn parse<T: Copy>(
+        &self,
+        diags: &mut Diagnostics,
+        list: &[Spanned<String>],
+        what: &str,
+        lookup: impl Fn(&str) -> Option<T>,
+        bit: impl Fn(T) -> u16,
+        unknown: impl Fn(&str) -> String,
+    ) -> (u16, bool) {
+        let (mut bits, mut ok) = (0u16, true);
+        for name in list {
+            match lookup(&name.value) {
+                Some(item) if bits & bit(item) != 0 => {
+                    if self.silenced & Lint::DuplicateEntry.bit() == 0 {
+                        diags.lint(
+                            self.file,
+                            pos(name),
+                            Lint::DuplicateEntry,
+                            format!("{what} `{}` is listed twice", name.value),
+                        );
+                    }
+                }
+                Some(item) => bits |= bit(item),
+                None => {
+                    ok = false;
+                    diags.error(self.file, pos(name), unknown(&name.value));
+                }
+            }
+        }
+        (bits, ok)
+    }
 }
 
 /// Compiles one rule; `None` if it has errors (all of them are reported).
 fn compile_rule(file: &Arc<Path>, doc: &RuleDoc, diags: &mut Diagnostics) -> Option<Rule> {
-    let mut ok = true;
+    // Fields the parser could not read are already reported.
+    let mut ok = doc.id.is_some()
+        && doc.methods.is_some()
+        && doc.path.is_some()
+        && doc.callers.is_some()
+        && doc.mode.is_some();
     let mut error = |diags: &mut Diagnostics, at: Position, message: String| {
         ok = false;
         diags.error(file, at, message);
     };
 
-    let id = &doc.id.value;
-    let valid_id = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !valid_id {
-        error(
-            diags,
-            pos(&doc.id),
-            format!("rule id `{id}` must be non-empty [A-Za-z0-9_.-]"),
-        );
+    let mut names_ok = true;
+    let mut silenced = 0u16;
+    if let Some(list) = &doc.allow_warnings {
+        for code in &list.value {
+            match Lint::parse(&code.value) {
+                Some(lint) => silenced |= lint.bit(),
+                None => error(
+                    diags,
+                    pos(code),
+                    format!(
+                        "unknown warning code `{}` in `allow_warnings`: expected {}",
+                        code.value,
+                        Lint::codes()
+                    ),
+                ),
+            }
+        }
+    }
+    let names = Names { file, silenced };
+
+    if let Some(id) = &doc.id {
+        let valid_id = !id.value.is_empty()
+            && id
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid_id {
+            error(
+                diags,
+                pos(id),
+                format!("rule id `{}` must be non-empty [A-Za-z0-9_.-]", id.value),
+            );
+        }
     }
 
     let mut methods = 0u8;
-    if doc.matcher.methods.value.is_empty() {
-        error(
-            diags,
-            pos(&doc.matcher.methods),
-            "`methods` needs at least one method".into(),
-        );
-    }
-    for method in &doc.matcher.methods.value {
-        match METHODS.iter().position(|m| m.as_str() == method.value) {
-            Some(i) if methods & (1 << i) != 0 => {
-                diags.warning(
-                    file,
-                    pos(method),
-                    format!("method `{}` is listed twice", method.value),
-                );
-            }
-            Some(i) => methods |= 1 << i,
-            None => error(
-                diags,
-                pos(method),
-                format!(
-                    "unknown method `{}`: expected GET, HEAD, POST, PUT, PATCH or DELETE",
-                    method.value
-                ),
-            ),
-        }
-    }
-
-    let template = match PathTemplate::parse(&doc.matcher.path.value) {
-        Ok(template) => Some(template),
-        Err(messages) => {
-            for message in messages {
-                error(diags, pos(&doc.matcher.path), message);
-            }
-            None
-        }
-    };
-
-    let mut callers = 0u8;
-    if doc.callers.value.is_empty() {
-        error(
-            diags,
-            pos(&doc.callers),
-            "`callers` needs at least one of VISITOR, MEMBER, USER".into(),
-        );
-    }
-    for caller in &doc.callers.value {
-        match CallerType::parse(&caller.value) {
-            Some(t) if callers & caller_bit(t) != 0 => {
-                diags.warning(
-                    file,
-                    pos(caller),
-                    format!("caller `{}` is listed twice", caller.value),
-                );
-            }
-            Some(t) => callers |= caller_bit(t),
-            None => error(
-                diags,
-                pos(caller),
-                format!(
-                    "unknown caller type `{}`: expected VISITOR, MEMBER or USER",
-                    caller.value
-                ),
-            ),
-        }
-    }
-
-    let mode = match doc.mode.value.as_str() {
-        "elevate" => Some(Mode::Elevate),
-        "pass_through" => Some(Mode::PassThrough),
-        other => {
+    if let Some(list) = &doc.methods {
+        if list.value.is_empty() {
             error(
                 diags,
-                pos(&doc.mode),
-                format!("unknown mode `{other}`: expected elevate or pass_through"),
+                pos(list),
+                "`methods` needs at least one method".into(),
             );
-            None
         }
-    };
+        let (bits, known) = names.parse(
+            diags,
+            &list.value,
+            "method",
+            |m| METHODS.iter().position(|known| known.as_str() == m),
+            |i| 1 << i,
+            |m| format!("unknown method `{m}`: expected GET, HEAD, POST, PUT, PATCH or DELETE"),
+        );
+        names_ok &= known;
+        methods = bits as u8;
+    }
 
-    let mut sources = 0u8;
-    match &doc.identity {
-        None => sources = source_bit(IdentitySource::AccessToken),
-        Some(list) => {
-            if list.value.is_empty() {
+    let template = doc
+        .path
+        .as_ref()
+        .and_then(|path| match PathTemplate::parse(&path.value) {
+            Ok(template) => Some(template),
+            Err(messages) => {
+                for message in messages {
+                    error(diags, pos(path), message);
+                }
+                None
+            }
+        });
+
+    let mut callers = 0u8;
+    if let Some(list) = &doc.callers {
+        if list.value.is_empty() {
+            error(
+                diags,
+                pos(list),
+                "`callers` needs at least one of VISITOR, MEMBER, USER".into(),
+            );
+        }
+        let (bits, known) = names.parse(
+            diags,
+            &list.value,
+            "caller",
+            CallerType::parse,
+            |t| u16::from(caller_bit(t)),
+            |c| format!("unknown caller type `{c}`: expected VISITOR, MEMBER or USER"),
+        );
+        names_ok &= known;
+        callers = bits as u8;
+    }
+
+    let mode = doc
+        .mode
+        .as_ref()
+        .and_then(|mode| match mode.value.as_str() {
+            "elevate" => Some(Mode::Elevate),
+            "pass_through" => Some(Mode::PassThrough),
+            other => {
                 error(
                     diags,
-                    pos(list),
-                    "`identity` needs at least one of access_token, signed_instance".into(),
+                    pos(mode),
+                    format!("unknown mode `{other}`: expected elevate or pass_through"),
                 );
+                None
             }
-            for source in &list.value {
-                let parsed = match source.value.as_str() {
-                    "access_token" => Some(IdentitySource::AccessToken),
-                    "signed_instance" => Some(IdentitySource::SignedInstance),
-                    _ => None,
-                };
-                match parsed {
-                    Some(s) if sources & source_bit(s) != 0 => {
-                        diags.warning(file, pos(source), format!("identity `{}` is listed twice", source.value));
-                    }
-                    Some(IdentitySource::SignedInstance) if mode == Some(Mode::PassThrough) => error(
-                        diags,
-                        pos(source),
-                        "`pass_through` cannot accept `signed_instance`: a signed instance carries no caller token to pass through".into(),
-                    ),
-                    Some(s) => sources |= source_bit(s),
-                    None => error(
-                        diags,
-                        pos(source),
-                        format!("unknown identity source `{}`: expected access_token or signed_instance", source.value),
-                    ),
-                }
+        });
+
+    let mut sources = source_bit(IdentitySource::AccessToken);
+    if let Some(list) = &doc.identity {
+        if list.value.is_empty() {
+            error(
+                diags,
+                pos(list),
+                "`identity` needs at least one of access_token, signed_instance".into(),
+            );
+        }
+        let (bits, known) = names.parse(
+            diags,
+            &list.value,
+            "identity",
+            |s| match s {
+                "access_token" => Some(IdentitySource::AccessToken),
+                "signed_instance" => Some(IdentitySource::SignedInstance),
+                _ => None,
+            },
+            |s| u16::from(source_bit(s)),
+            |s| format!("unknown identity source `{s}`: expected access_token or signed_instance"),
+        );
+        names_ok &= known;
+        sources = bits as u8;
+        if mode == Some(Mode::PassThrough) {
+            if let Some(at) = list.value.iter().find(|s| s.value == "signed_instance") {
+                error(
+                    diags,
+                    pos(at),
+                    "`pass_through` cannot accept `signed_instance`: a signed instance carries no caller token to pass through".into(),
+                );
             }
         }
     }
@@ -241,16 +305,17 @@ fn compile_rule(file: &Arc<Path>, doc: &RuleDoc, diags: &mut Diagnostics) -> Opt
                 ok: true,
             };
             let condition = when.map(node);
-            ok &= when.ok;
+            names_ok &= when.ok;
             condition
         }
     };
 
-    let (Some(template), Some(mode), true) = (template, mode, ok) else {
+    let (Some(id), Some(template), Some(mode), true) = (&doc.id, template, mode, ok && names_ok)
+    else {
         return None;
     };
     Some(Rule {
-        id: id.clone(),
+        id: id.value.clone(),
         description: doc.description.clone(),
         mode,
         methods,
@@ -259,41 +324,9 @@ fn compile_rule(file: &Arc<Path>, doc: &RuleDoc, diags: &mut Diagnostics) -> Opt
         callers,
         sources,
         condition,
+        allowed_warnings: silenced,
         file: file.clone(),
-        at: pos(&doc.id),
+        at: pos(id),
         order: 0,
     })
-}
-
-/// Warns about a rule that an earlier, unconditional rule with the same route
-/// shape, methods, callers and sources always decides first: it can never apply.
-fn warn_shadowed(rules: &[Rule], diags: &mut Diagnostics) {
-    let mut unconditional: HashMap<String, Vec<&Rule>> = HashMap::new();
-    for rule in rules {
-        let shape = rule.template.shape();
-        let covered = |earlier: &&&Rule| {
-            earlier.methods & rule.methods == rule.methods
-                && earlier.callers & rule.callers == rule.callers
-                && earlier.sources & rule.sources == rule.sources
-        };
-        if let Some(earlier) = unconditional
-            .get(&shape)
-            .and_then(|v| v.iter().find(covered))
-        {
-            diags.warning(
-                &rule.file,
-                rule.at,
-                format!(
-                    "rule `{}` never applies: rule `{}` ({}:{}) has no conditions and matches the same requests and callers first",
-                    rule.id,
-                    earlier.id,
-                    earlier.file.display(),
-                    earlier.at
-                ),
-            );
-        }
-        if matches!(&rule.condition, Condition::All(items) if items.is_empty()) {
-            unconditional.entry(shape).or_default().push(rule);
-        }
-    }
 }

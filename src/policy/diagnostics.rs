@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde_saphyr::Location;
 
+use super::lint::Lint;
+
 pub use crate::diagnostic::{Diagnostic, Severity};
 
 /// A place in a policy file, kept on compiled rules and conditions so that
@@ -64,15 +66,26 @@ impl Diagnostics {
             column: at.column,
             severity,
             message: message.into(),
+            code: None,
         });
+    }
+
+    /// A warning with its lint's code.
+    pub(crate) fn lint(
+        &mut self,
+        file: &Path,
+        at: Position,
+        lint: Lint,
+        message: impl Into<String>,
+    ) {
+        self.push(file, at, Severity::Warning, message);
+        if let Some(last) = self.items.last_mut() {
+            last.code = Some(lint.code());
+        }
     }
 
     pub(crate) fn error(&mut self, file: &Path, at: Position, message: impl Into<String>) {
         self.push(file, at, Severity::Error, message);
-    }
-
-    pub(crate) fn warning(&mut self, file: &Path, at: Position, message: impl Into<String>) {
-        self.push(file, at, Severity::Warning, message);
     }
 
     /// Reports a structural error from the YAML deserializer.
@@ -88,7 +101,13 @@ impl Diagnostics {
         let at = err
             .location()
             .map_or(Position::START, |l| Position::from_location(&l));
-        self.error(file, at, crate::diagnostic::yaml_message(err));
+        let mut message = crate::diagnostic::yaml_message(err);
+        if unquoted_capture_near(source, at.line) {
+            message.push_str(
+                " (hint: quote a path with `{captures}` inside `{ ... }`, e.g. `path: \"/members/{id}\"`)",
+            );
+        }
+        self.error(file, at, message);
     }
 
     pub(crate) fn has_errors(&self) -> bool {
@@ -98,4 +117,24 @@ impl Diagnostics {
     pub(crate) fn into_vec(self) -> Vec<Diagnostic> {
         self.items
     }
+}
+
+/// Whether the line `line` or the one before has an unquoted `path:` with a
+/// `{`: in a flow map (`match: { path: /a/{id} }`) YAML reads that brace as
+/// the start of a map, and its error does not say why.
+fn unquoted_capture_near(source: &str, line: u64) -> bool {
+    let Some(index) = usize::try_from(line).ok().and_then(|l| l.checked_sub(1)) else {
+        return false;
+    };
+    let first = index.saturating_sub(1);
+    source
+        .lines()
+        .skip(first)
+        .take(index - first + 1)
+        .any(|text| {
+            text.split("path:").skip(1).any(|after| {
+                let value = after.trim_start();
+                !value.starts_with(['"', '\'']) && value.contains('{')
+            })
+        })
 }

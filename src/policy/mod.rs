@@ -32,7 +32,11 @@
 //!       any:
 //!         - query.fieldsets: { absent: true }
 //!         - query.fieldsets: { one_of: [PUBLIC, FULL] }
+//!     allow_warnings: [shadowed-rule]     # optional; lint codes silenced for this rule
 //! ```
+//!
+//! `policies/README.md` is the reference for policy authors, with checked
+//! examples of every key, selector, operator and warning.
 //!
 //! - Path segments: literal, `{capture}` (one whole non-empty segment), a
 //!   glob with `*`, `?` or `[...]` (one segment), or `**` last (one or more
@@ -52,20 +56,26 @@
 //!
 //! # Pieces
 //!
-//! - [`model`]: the YAML as written (serde types only).
+//! - [`model`] and [`parse`]: the YAML as written, read rule by rule so that
+//!   every unknown key or missing field is reported, not only the first.
 //! - [`template`]: path templates and the route index.
-//! - `when` / `compile`: checks everything and reports every problem as a
-//!   [`Diagnostic`] at its `file:line:col`.
+//! - `when` / `types` / `compile`: checks everything and reports every
+//!   problem as a [`Diagnostic`] at its `file:line:col`.
+//! - [`lint`]: warnings with stable codes (shadowed rules, conflicting modes,
+//!   elevated visitors and wildcards, ...), silenced per rule.
 //! - [`condition`] and [`eval`]: compiled conditions and the pure evaluator.
 
 pub mod condition;
 pub mod diagnostics;
 pub mod eval;
+pub mod lint;
 pub mod model;
+pub mod parse;
 pub mod template;
 
 mod compile;
 mod selector;
+mod types;
 mod when;
 
 #[cfg(test)]
@@ -83,6 +93,7 @@ pub use self::eval::{
     authorize, authorize_observed, Decision, DenyReason, NoTrace, Observer, RequestView,
     RuleOutcome,
 };
+pub use self::lint::Lint;
 pub use self::template::PathTemplate;
 
 use self::compile::{caller_bit, source_bit};
@@ -124,6 +135,8 @@ pub struct Rule {
     /// Always an [`Condition::All`]; empty when the rule has no `when`.
     pub(crate) condition: Condition,
     pub(crate) reads_body: bool,
+    /// Bits from [`Lint::bit`]: warnings silenced with `allow_warnings`.
+    pub(crate) allowed_warnings: u16,
     pub(crate) file: Arc<Path>,
     pub(crate) at: Position,
     /// Position in precedence order.
@@ -215,15 +228,26 @@ impl PolicySet {
     ///
     /// On failure returns every diagnostic found, warnings included.
     pub fn load(path: &Path) -> Result<PolicySet, Vec<Diagnostic>> {
-        let mut diags = Diagnostics::default();
-        let mut sources = Vec::new();
-        for file in policy_files(path, &mut diags) {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => sources.push((file, text)),
-                Err(e) => diags.error(&file, Position::START, format!("cannot read: {e}")),
-            }
-        }
+        let (sources, diags) = read_sources(path);
         Self::compile(&sources, diags)
+    }
+
+    /// [`PolicySet::load`] for sources already read with [`PolicySource::read`],
+    /// so that a caller can also hash or show exactly the text it compiled.
+    pub fn load_source(source: &PolicySource) -> Result<PolicySet, Vec<Diagnostic>> {
+        let mut diags = Diagnostics::default();
+        for problem in &source.problems {
+            diags.push(
+                &problem.file,
+                Position {
+                    line: problem.line,
+                    column: problem.column,
+                },
+                problem.severity,
+                problem.message.clone(),
+            );
+        }
+        Self::compile(&source.files, diags)
     }
 
     /// Compiles policies from memory, in the order given (file names are
@@ -237,6 +261,7 @@ impl PolicySet {
         mut diags: Diagnostics,
     ) -> Result<PolicySet, Vec<Diagnostic>> {
         let rules = compile::compile_sources(sources, &mut diags);
+        lint::run(&rules, &mut diags);
         let has_errors = diags.has_errors();
         let mut diags = diags.into_vec();
         // Checks run field by field and across rules; readers want source order.
@@ -256,7 +281,7 @@ impl PolicySet {
             rules,
             index,
             warnings: diags,
-            version: version(sources),
+            version: sources_version(sources),
         })
     }
 
@@ -271,7 +296,8 @@ impl PolicySet {
         &self.rules
     }
 
-    /// Warnings found while loading (probable mistakes that do not stop it).
+    /// Warnings found while loading (probable mistakes that do not stop it),
+    /// each with its [`Lint`] code.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }
@@ -292,6 +318,40 @@ impl PolicySet {
         matches.sort_unstable_by_key(|m| m.rule.order);
         matches
     }
+}
+
+/// The text of every policy file under a path, as [`PolicySet::load`] reads it.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// Each file and its text, in precedence order.
+    pub files: Vec<(PathBuf, String)>,
+    /// Problems reading them (a missing path, an unreadable file, a folder
+    /// with no policy files).
+    pub problems: Vec<Diagnostic>,
+}
+
+impl PolicySource {
+    /// Reads the policy file at `path`, or every `*.yaml` / `*.yml` file
+    /// directly in the folder `path`, sorted by file name.
+    pub fn read(path: &Path) -> PolicySource {
+        let (files, diags) = read_sources(path);
+        PolicySource {
+            files,
+            problems: diags.into_vec(),
+        }
+    }
+}
+
+fn read_sources(path: &Path) -> (Vec<(PathBuf, String)>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut sources = Vec::new();
+    for file in policy_files(path, &mut diags) {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => sources.push((file, text)),
+            Err(e) => diags.error(&file, Position::START, format!("cannot read: {e}")),
+        }
+    }
+    (sources, diags)
 }
 
 /// The files [`PolicySet::load`] reads for `path`, sorted by file name.
@@ -336,7 +396,7 @@ fn policy_files(path: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
 
 /// The version of a set of sources: SHA-256 over each name and text,
 /// length-prefixed so that no two different sets can run together.
-fn version(sources: &[(PathBuf, String)]) -> String {
+pub fn sources_version(sources: &[(PathBuf, String)]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for (path, text) in sources {

@@ -1,57 +1,45 @@
-//! The policy file as written: serde types only, no validation.
+//! The policy file as written, with no validation.
 //!
-//! Everything the compiler checks semantically (method names, caller types,
-//! modes, selectors, operators) is kept as spanned text or as a spanned YAML
-//! tree ([`Node`]) rather than as closed serde enums. A serde enum would stop
-//! the whole file at the first unknown spelling; keeping the text lets the
-//! compiler report every such mistake, each at its own line and column.
+//! A file is read as a spanned YAML tree ([`Node`]) and turned into
+//! [`RuleDoc`]s by hand rather than by derived serde structs: a derived
+//! struct stops the whole file at the first unknown key or mistyped field,
+//! while walking the tree reports every such mistake, each at its own line
+//! and column. Everything checked semantically (method names, caller types,
+//! modes, selectors, operators) is kept as spanned text for the same reason.
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
-/// One policy file: a list of rules.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyFile {
-    /// The rules, in precedence order within this file.
-    pub rules: Vec<RuleDoc>,
-}
-
-/// One rule, as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One rule, as written. Built from the file's [`Node`] tree by the
+/// `parse` module, which reports every unknown key and every missing or
+/// mistyped field, not only the first. A field that was missing or mistyped
+/// is `None` here, already reported, so the compiler can still check the
+/// rest of the rule.
+#[derive(Debug)]
 pub struct RuleDoc {
+    /// Where the rule's map starts, for problems about the rule as a whole.
+    pub at: Location,
     /// Unique name of the rule across all files.
-    pub id: Spanned<String>,
+    pub id: Option<Spanned<String>>,
     /// Free text for humans and for `explain`.
-    #[serde(default)]
     pub description: Option<String>,
-    /// Which requests the rule is about.
-    #[serde(rename = "match")]
-    pub matcher: MatchDoc,
+    /// `match.methods`: HTTP methods, upper-case.
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `match.path`: the path template.
+    pub path: Option<Spanned<String>>,
     /// Caller types the rule admits (`VISITOR`, `MEMBER`, `USER`).
-    pub callers: Spanned<Vec<Spanned<String>>>,
+    pub callers: Option<Spanned<Vec<Spanned<String>>>>,
     /// `elevate` or `pass_through`.
-    pub mode: Spanned<String>,
+    pub mode: Option<Spanned<String>>,
     /// Identity sources the rule accepts (`access_token`, `signed_instance`).
-    #[serde(default)]
     pub identity: Option<Spanned<Vec<Spanned<String>>>>,
     /// Conditions, kept as a tree: its keys decide how the values are read.
-    #[serde(default)]
     pub when: Option<Spanned<Node>>,
-}
-
-/// The `match:` block of a rule.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchDoc {
-    /// HTTP methods, upper-case.
-    pub methods: Spanned<Vec<Spanned<String>>>,
-    /// The path template.
-    pub path: Spanned<String>,
+    /// Warning codes silenced for this rule.
+    pub allow_warnings: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A YAML node of any shape, with the location of every key and value.

@@ -39,6 +39,20 @@ enum Segment {
     Rest,
 }
 
+/// A read-only view of one template segment, for the lints that compare
+/// templates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SegmentRef<'a> {
+    /// Exactly this text.
+    Literal(&'a str),
+    /// Any one segment.
+    Capture,
+    /// One segment matching the glob (pattern text and matcher).
+    Glob(&'a str, &'a GlobMatcher),
+    /// `**`: one or more remaining segments.
+    Rest,
+}
+
 /// A compiled path template.
 #[derive(Debug, Clone)]
 pub struct PathTemplate {
@@ -138,19 +152,14 @@ impl PathTemplate {
             .collect()
     }
 
-    /// The template with capture names erased: two templates with the same
-    /// shape match exactly the same paths.
-    pub(crate) fn shape(&self) -> String {
-        let mut out = String::new();
-        for segment in &self.segments {
-            out.push('/');
-            match segment {
-                Segment::Literal(text) | Segment::Glob(text, _) => out.push_str(text),
-                Segment::Capture(_) => out.push_str("{}"),
-                Segment::Rest => out.push_str("**"),
-            }
-        }
-        out
+    /// The segments, for comparing templates.
+    pub(crate) fn segment_refs(&self) -> impl Iterator<Item = SegmentRef<'_>> + '_ {
+        self.segments.iter().map(|segment| match segment {
+            Segment::Literal(text) => SegmentRef::Literal(text),
+            Segment::Capture(_) => SegmentRef::Capture,
+            Segment::Glob(text, glob) => SegmentRef::Glob(text, glob),
+            Segment::Rest => SegmentRef::Rest,
+        })
     }
 }
 

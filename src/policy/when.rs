@@ -13,6 +13,7 @@ use super::diagnostics::{Diagnostics, Position};
 use super::model::Node;
 use super::selector::{self, CALLER_FIELDS};
 use super::template::PathTemplate;
+use super::types;
 
 const OPERATORS: &str = "equals, one_of, prefix, regex, exists, absent, min or max";
 
@@ -112,6 +113,7 @@ impl WhenCompiler<'_> {
             );
         }
         let (mut min, mut max) = (None, None);
+        let first = out.len();
         for (op_key, op_value) in ops {
             let Some(operator) = self.operator(op_key, op_value) else {
                 continue;
@@ -129,6 +131,9 @@ impl WhenCompiler<'_> {
                     at: pos(op_key),
                 }));
             }
+        }
+        for (at, message) in types::mismatches(&out[first..]) {
+            self.error(at, message);
         }
         if let (Some(min), Some(max)) = (min, max) {
             if min > max {

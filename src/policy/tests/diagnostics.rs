@@ -27,6 +27,7 @@ fn display_shape() {
         column: 7,
         severity: Severity::Error,
         message: "boom".into(),
+        code: None,
     };
     assert_eq!(d.to_string(), "policies/a.yaml:3:7: error: boom");
 }
@@ -35,17 +36,22 @@ fn display_shape() {
 fn structural_errors_have_positions() {
     let cases: &[(&str, &str)] = &[
         (
-            "rules:\n  - id: a\n    bogus: 1\n",
-            "p.yaml:3:5: error: unknown field `bogus`, expected one of id, description, match, callers, mode, identity, when",
+            "rules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    callers: [USER]\n    mode: elevate\n    bogus: 1\n",
+            "p.yaml:6:5: error: unknown field `bogus`, expected one of id, description, match, callers, mode, identity, when, allow_warnings",
         ),
         ("rules: 5\n", "p.yaml:1:8: error: "),
         ("rules:\n  - id: [a\n", "p.yaml:2:"),
+        ("rules:\n  - [a]\n", "p.yaml:2:5: error: a rule is a map"),
+        ("rules:\n  - id: a\n    match: /a\n    callers: [USER]\n    mode: elevate\n", "p.yaml:3:12: error: `match` takes a map"),
+        ("rules:\n  - id: a\n    match: { methods: GET, path: /a }\n    callers: [USER]\n    mode: elevate\n", "p.yaml:3:23: error: `methods` takes a list, like `[GET]`, found a string"),
+        ("rules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    callers: [USER]\n    mode: [elevate]\n", "p.yaml:5:11: error: `mode` takes a string, found a list"),
+        ("other: 1\nrules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    callers: [USER]\n    mode: elevate\n", "p.yaml:1:1: error: unknown field `other`, expected `rules`"),
         ("", "p.yaml:1:1: error: empty policy file"),
         (
             "rules:\n  - id: a\n    match: { methods: [GET], path: /a, verb: x }\n    callers: [USER]\n    mode: elevate\n",
             "p.yaml:3:40: error: unknown field `verb`, expected one of methods, path",
         ),
-        ("rules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    mode: elevate\n", "missing field `callers`"),
+        ("rules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    mode: elevate\n", "p.yaml:2:5: error: missing field `callers`"),
     ];
     for (text, expected) in cases {
         let errors = errors(&[("p.yaml", text)]);
@@ -169,6 +175,11 @@ fn every_problem_is_reported_at_once() {
         "a.yaml:18:16: error: `pass_through` cannot accept `signed_instance`",
         "a.yaml:21:11: error: `path.b`: path `/ok/{a}` has no capture `b`",
         "a.yaml:22:31: error: `exists` only takes `true`",
+        // An unknown key does not hide the rest of the file.
+        "b.yaml:2:5: error: missing field `match`",
+        "b.yaml:2:5: error: missing field `callers`",
+        "b.yaml:2:5: error: missing field `mode`",
+        "b.yaml:2:9: error: duplicate rule id `fine`: first defined at a.yaml:10:9",
         "b.yaml:3:5: error: unknown field `oops`",
     ];
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
@@ -207,9 +218,9 @@ fn warnings_do_not_stop_loading() {
     assert_eq!(
         warnings,
         [
-            "w.yaml:6:9: warning: rule `hidden` never applies: rule `open` (w.yaml:2:9) has no conditions and matches the same requests and callers first",
-            "w.yaml:7:29: warning: method `GET` is listed twice",
-            "empty.yaml:1:1: warning: this file has no rules",
+            "w.yaml:6:9: warning: rule `hidden` never applies: rule `open` (w.yaml:2:9) comes first, matches every request it matches, admits the same callers, and its conditions hold whenever these do [shadowed-rule]",
+            "w.yaml:7:29: warning: method `GET` is listed twice [duplicate-entry]",
+            "empty.yaml:1:1: warning: this file has no rules [empty-file]",
         ]
     );
     assert!(set
@@ -225,7 +236,7 @@ fn warnings_come_back_with_errors() {
     assert_eq!(
         errors,
         [
-            "p.yaml:4:21: warning: caller `USER` is listed twice",
+            "p.yaml:4:21: warning: caller `USER` is listed twice [duplicate-entry]",
             "p.yaml:5:11: error: unknown mode `nope`: expected elevate or pass_through",
         ]
     );
@@ -240,5 +251,15 @@ fn diagnostics_come_in_source_order() {
         ("a.yaml", text),
     ]);
     let positions: Vec<&str> = errors.iter().map(|e| &e[..e.find(": ").unwrap()]).collect();
-    assert_eq!(positions, ["z.yaml:3:5", "a.yaml:5:24", "a.yaml:6:11"]);
+    assert_eq!(
+        positions,
+        [
+            "z.yaml:2:5",
+            "z.yaml:2:5",
+            "z.yaml:2:5",
+            "z.yaml:3:5",
+            "a.yaml:5:24",
+            "a.yaml:6:11"
+        ]
+    );
 }

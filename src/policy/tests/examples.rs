@@ -228,7 +228,10 @@ fn load_reads_yaml_files_of_a_folder_sorted_by_name() {
 #[test]
 fn load_reports_files_by_path() {
     let dir = Scratch::new("errors");
-    let path = dir.write("a.yaml", "rules:\n  - id: a\n    nope: 1\n");
+    let path = dir.write(
+        "a.yaml",
+        "rules:\n  - id: a\n    nope: 1\n    match: { methods: [GET], path: /a }\n    callers: [USER]\n    mode: elevate\n",
+    );
     let errors = PolicySet::load(&dir.0).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].file, path);

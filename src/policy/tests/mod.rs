@@ -3,6 +3,7 @@
 mod body;
 mod diagnostics;
 mod examples;
+mod lints;
 mod operators;
 mod precedence;
 mod template;
