@@ -24,7 +24,7 @@ fn stdout(output: &Output) -> String {
 const EXPECTED: &[(&str, Option<&str>)] = &[
     ("a-syntax.yaml:5:12: error: while parsing a flow mapping", None),
     ("b-rules.yaml:3:5: error: missing field `callers`", None),
-    ("b-rules.yaml:5:5: error: unknown field `caller`, expected one of id, description, match, callers, mode, identity, when, allow_warnings (did you mean `callers`?)", None),
+    ("b-rules.yaml:5:5: error: unknown field `caller`, expected one of id, description, match, callers, mode, identity, when, allow_query, allow_warnings (did you mean `callers`?)", None),
     ("b-rules.yaml:11:29: error: unknown method `FETCH`", None),
     ("b-rules.yaml:12:23: error: unknown caller type `ADMIN`: expected VISITOR, MEMBER or USER", None),
     ("b-rules.yaml:13:11: error: unknown mode `elevated`", None),

@@ -48,11 +48,21 @@ async fn elevation_acts_for_the_callers_own_instance_only() {
         instance_id: Some("instance-9".into()),
         ..MintRequest::default()
     });
-    // A client naming another instance anywhere it can changes nothing.
+    // A query parameter the rule does not name is refused on an elevated
+    // call, so a client cannot name an instance there.
+    let response = h
+        .get(
+            "/members/v1/members/member-9?fieldsets=PUBLIC&instance_id=instance-1",
+            &other,
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert!(h.sandbox.requests().is_empty());
+    // A header naming another instance changes nothing.
     let response = h
         .client
         .get(format!(
-            "{}/members/v1/members/member-9?fieldsets=PUBLIC&instance_id=instance-1",
+            "{}/members/v1/members/member-9?fieldsets=PUBLIC",
             h.url
         ))
         .header("authorization", &other)

@@ -222,3 +222,40 @@ async fn idle_connections_are_closed() {
     assert!(h1, "a half-sent HTTP/1.1 request was not closed");
     assert!(h2, "an idle HTTP/2 connection was not closed");
 }
+
+#[tokio::test]
+async fn an_elevated_request_carries_only_the_query_parameters_its_rule_names() {
+    let h = Harness::start().await;
+    let member = h.token("MEMBER", "member-1");
+    for path in [
+        "/members/v1/members/member-1?fieldsets=FULL&id=member-2",
+        "/members/v1/members/member-1?fieldsets=FULL&memberId=member-2",
+    ] {
+        assert_eq!(h.get(path, &member).await.status(), 403, "{path}");
+    }
+    let visitor = h.token("VISITOR", "v1");
+    let response = h
+        .post_json(
+            "/wix-data/v2/items/query?dataCollectionId=Secrets",
+            &visitor,
+            r#"{"dataCollectionId":"Reviews","query":{"paging":{"limit":10}}}"#,
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert!(h.sandbox.requests().is_empty());
+
+    // Named by a condition (any spelling) or by allow_query: forwarded.
+    let response = h
+        .get(
+            "/members/v1/members/member-1?field_sets=FULL&_sandbox_status=200",
+            &member,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // A pass-through call acts as the caller: any parameter goes.
+    let response = h
+        .post_json("/members/v1/members/query?anything=1", &member, "{}")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.sandbox.requests().len(), 2);
+}

@@ -21,6 +21,7 @@ rules:
     mode: elevate
     when:
       path.memberId: { equals: caller.subjectId }
+    allow_query: [_sandbox_delay_ms]
 "#;
 
 /// The value after `key=` in a log line.

@@ -55,13 +55,20 @@ async fn the_matched_path_is_the_forwarded_path() {
     let member = h.token("MEMBER", "member-1");
     // %6D is "m": decoded once for matching, forwarded in its one canonical form.
     let raw = format!(
-        "GET /members/v1/members/%6Dember-1?fieldsets=FULL&x=a+b HTTP/1.1\r\nHost: gw\r\nAuthorization: {member}\r\nConnection: close\r\n\r\n"
+        "GET /members/v1/members/%6Dember-1?field%73ets=FULL HTTP/1.1\r\nHost: gw\r\nAuthorization: {member}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, answer) = tokio::task::block_in_place(|| h.raw(&raw));
+    assert_eq!(status, 200, "{answer}");
+    // A pass-through rule, which may carry any parameter: `+` is a space.
+    let raw = format!(
+        "POST /members/v1/members/query?x=a+b&y=%2B HTTP/1.1\r\nHost: gw\r\nAuthorization: {member}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let (status, answer) = tokio::task::block_in_place(|| h.raw(&raw));
     assert_eq!(status, 200, "{answer}");
     let received = h.sandbox.requests();
     assert_eq!(received[0].path, "/members/v1/members/member-1");
-    assert_eq!(received[0].query.as_deref(), Some("fieldsets=FULL&x=a%20b"));
+    assert_eq!(received[0].query.as_deref(), Some("fieldsets=FULL"));
+    assert_eq!(received[1].query.as_deref(), Some("x=a%20b&y=%2B"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -109,7 +109,7 @@ impl Observer for TraceRecorder {
 
     fn rule(&mut self, rule: &Rule, outcome: RuleOutcome) {
         let conditions = match outcome {
-            RuleOutcome::NotAdmitted => None,
+            RuleOutcome::NotAdmitted | RuleOutcome::QueryNotAllowed => None,
             _ => self.pending.pop(),
         };
         self.pending.clear();
@@ -161,6 +161,9 @@ impl RuleTrace {
             Some(RuleOutcome::Allowed) => "allows".to_owned(),
             Some(RuleOutcome::ConditionsFailed) => "conditions failed".to_owned(),
             Some(RuleOutcome::NotAdmitted) => format!("does not admit {caller}"),
+            Some(RuleOutcome::QueryNotAllowed) => {
+                "the request carries a query parameter this elevated rule does not name (see allow_query)".to_owned()
+            }
             None => "not evaluated: an earlier rule decided".to_owned(),
         };
         let _ = writeln!(

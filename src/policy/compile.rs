@@ -310,6 +310,31 @@ fn compile_rule(file: &Arc<Path>, doc: &RuleDoc, diags: &mut Diagnostics) -> Opt
         }
     };
 
+    let mut query_names: Vec<String> = Vec::new();
+    condition.query_names(&mut |name| query_names.push(name.to_owned()));
+    if let Some(list) = &doc.allow_query {
+        if mode == Some(Mode::PassThrough) {
+            error(
+                diags,
+                pos(list),
+                "`allow_query` applies to `elevate` rules only: a pass-through request may carry any query parameter".into(),
+            );
+        }
+        for name in &list.value {
+            if name.value.is_empty() || name.value == "instance" {
+                error(
+                    diags,
+                    pos(name),
+                    format!(
+                        "`{}` cannot be allowed: the signed `instance` is a credential and is never forwarded",
+                        name.value
+                    ),
+                );
+            }
+            query_names.push(name.value.clone());
+        }
+    }
+
     let (Some(id), Some(template), Some(mode), true) = (&doc.id, template, mode, ok && names_ok)
     else {
         return None;
@@ -320,6 +345,7 @@ fn compile_rule(file: &Arc<Path>, doc: &RuleDoc, diags: &mut Diagnostics) -> Opt
         mode,
         methods,
         reads_body: condition.reads_body(),
+        query_names: query_names.into(),
         template,
         callers,
         sources,

@@ -28,6 +28,22 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Calls `found` with every query parameter name a test in this tree
+    /// reads.
+    pub fn query_names<'c>(&'c self, found: &mut impl FnMut(&'c str)) {
+        match self {
+            Condition::All(items) | Condition::Any(items) => {
+                items.iter().for_each(|item| item.query_names(found))
+            }
+            Condition::Not(inner) => inner.query_names(found),
+            Condition::Test(test) => {
+                if let Selector::Query(name) = &test.selector {
+                    found(name);
+                }
+            }
+        }
+    }
+
     /// Whether any test in this tree reads the JSON body.
     pub fn reads_body(&self) -> bool {
         match self {

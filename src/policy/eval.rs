@@ -83,6 +83,9 @@ pub enum RuleOutcome {
     NotAdmitted,
     /// The rule admits the caller, but a condition failed.
     ConditionsFailed,
+    /// The rule elevates, and the request carries a query parameter the
+    /// rule does not name.
+    QueryNotAllowed,
     /// The rule decides: allow.
     Allowed,
 }
@@ -144,6 +147,14 @@ pub fn authorize_observed<'a, O: Observer>(
             continue;
         }
         admitted = true;
+        if request
+            .query
+            .iter()
+            .any(|(name, _)| !m.rule.allows_query(name))
+        {
+            observer.rule(m.rule, RuleOutcome::QueryNotAllowed);
+            continue;
+        }
         let scope = Scope {
             captures: &m.captures,
             request,

@@ -135,6 +135,9 @@ pub struct Rule {
     /// Always an [`Condition::All`]; empty when the rule has no `when`.
     pub(crate) condition: Condition,
     pub(crate) reads_body: bool,
+    /// The query parameters an elevated request may carry: those the
+    /// conditions read, and `allow_query`.
+    pub(crate) query_names: Box<[String]>,
     /// Bits from [`Lint::bit`]: warnings silenced with `allow_warnings`.
     pub(crate) allowed_warnings: u16,
     pub(crate) file: Arc<Path>,
@@ -162,6 +165,20 @@ impl Rule {
     /// Whether a condition reads the JSON body, so the gateway must buffer it.
     pub fn reads_body(&self) -> bool {
         self.reads_body
+    }
+
+    /// Whether an elevated request may carry the query parameter `name`.
+    /// Elevation acts with the app's permissions, and a Wix API may read any
+    /// parameter it is sent, so an elevated request may carry only the ones
+    /// the rule names; a pass-through request acts as the caller and may
+    /// carry any. `instance` is never forwarded, so it is always allowed.
+    pub fn allows_query(&self, name: &str) -> bool {
+        self.mode == Mode::PassThrough
+            || name == "instance"
+            || self
+                .query_names
+                .iter()
+                .any(|allowed| crate::field_name::same(allowed, name))
     }
 
     /// Whether the rule admits this caller type proven this way.

@@ -38,6 +38,9 @@ pub struct RuleDoc {
     pub identity: Option<Spanned<Vec<Spanned<String>>>>,
     /// Conditions, kept as a tree: its keys decide how the values are read.
     pub when: Option<Spanned<Node>>,
+    /// Query parameters an elevated request may carry besides those the
+    /// conditions name.
+    pub allow_query: Option<Spanned<Vec<Spanned<String>>>>,
     /// Warning codes silenced for this rule.
     pub allow_warnings: Option<Spanned<Vec<Spanned<String>>>>,
 }

@@ -13,7 +13,7 @@ use super::lint::Lint;
 use super::model::{Node, RuleDoc};
 
 /// The keys a rule may have, in the order messages list them.
-pub const RULE_KEYS: [&str; 8] = [
+pub const RULE_KEYS: [&str; 9] = [
     "id",
     "description",
     "match",
@@ -21,6 +21,7 @@ pub const RULE_KEYS: [&str; 8] = [
     "mode",
     "identity",
     "when",
+    "allow_query",
     "allow_warnings",
 ];
 
@@ -115,7 +116,8 @@ impl Reader<'_> {
             return None;
         };
         let fields = self.fields(entries, &RULE_KEYS);
-        let [id, description, matcher, callers, mode, identity, when, allow_warnings] = fields;
+        let [id, description, matcher, callers, mode, identity, when, allow_query, allow_warnings] =
+            fields;
         let id = self
             .required(item, "id", id)
             .and_then(|n| self.string("id", n));
@@ -158,6 +160,7 @@ impl Reader<'_> {
                 .and_then(|n| self.string("mode", n)),
             identity: identity.and_then(|n| self.strings("identity", n)),
             when: when.cloned(),
+            allow_query: allow_query.and_then(|n| self.strings("allow_query", n)),
             allow_warnings: allow_warnings.and_then(|n| self.strings("allow_warnings", n)),
         };
         Some(doc)

@@ -33,6 +33,8 @@ rules:
     when:
       path.memberId: { equals: caller.subjectId }
       query.fieldsets: { one_of: [PUBLIC, FULL] }
+    # The sandbox's knobs, so tests can slow or fail the upstream.
+    allow_query: [_sandbox_delay_ms, _sandbox_status]
   - id: reviews-query
     description: Anyone queries the public Reviews collection, a page at a time.
     match: { methods: [POST], path: "/wix-data/v2/items/query" }

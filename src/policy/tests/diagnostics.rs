@@ -37,7 +37,7 @@ fn structural_errors_have_positions() {
     let cases: &[(&str, &str)] = &[
         (
             "rules:\n  - id: a\n    match: { methods: [GET], path: /a }\n    callers: [USER]\n    mode: elevate\n    bogus: 1\n",
-            "p.yaml:6:5: error: unknown field `bogus`, expected one of id, description, match, callers, mode, identity, when, allow_warnings",
+            "p.yaml:6:5: error: unknown field `bogus`, expected one of id, description, match, callers, mode, identity, when, allow_query, allow_warnings",
         ),
         ("rules: 5\n", "p.yaml:1:8: error: "),
         ("rules:\n  - id: [a\n", "p.yaml:2:"),

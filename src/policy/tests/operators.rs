@@ -8,8 +8,16 @@ use crate::caller::{Caller, CallerType, IdentitySource};
 
 /// Whether a rule on `/t/{id}` with this `when` (flow YAML) allows `req`.
 pub(super) fn holds(when: &str, req: &Req, who: &Caller) -> bool {
+    // Every parameter the request carries is allowed, so that only `when`
+    // decides (what an elevated request may carry is tested on its own).
+    let names: Vec<&str> = req.query.iter().map(|(name, _)| name.as_str()).collect();
+    let allow_query = if names.is_empty() {
+        String::new()
+    } else {
+        format!("    allow_query: [{}]\n", names.join(", "))
+    };
     let yaml = format!(
-        "rules:\n  - id: r\n    match: {{ methods: [GET, POST], path: \"/t/{{id}}\" }}\n    callers: [VISITOR, MEMBER, USER]\n    mode: elevate\n    identity: [access_token, signed_instance]\n    when: {when}\n"
+        "rules:\n  - id: r\n    match: {{ methods: [GET, POST], path: \"/t/{{id}}\" }}\n    callers: [VISITOR, MEMBER, USER]\n    mode: elevate\n    identity: [access_token, signed_instance]\n    when: {when}\n{allow_query}"
     );
     match req.decide(&set(&yaml), who) {
         Ok(_) => true,
