@@ -6,12 +6,10 @@
 use std::{
     fs::OpenOptions,
     io::{self, BufWriter, Write},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError},
-        Arc,
-    },
+    sync::mpsc::{self, Receiver, SyncSender, TryRecvError},
 };
+
+use prometheus_client::metrics::counter::Counter;
 
 use crate::config::DecisionLogDestination;
 
@@ -22,17 +20,17 @@ const QUEUE: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct DecisionLog {
     sender: Option<SyncSender<String>>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
 }
 
 impl DecisionLog {
-    /// A log writing to `destination`.
-    pub fn open(destination: &DecisionLogDestination) -> io::Result<Self> {
+    /// A log writing to `destination`, counting lost records in `dropped`.
+    pub fn open(destination: &DecisionLogDestination, dropped: Counter) -> io::Result<Self> {
         let sink: Box<dyn Write + Send> = match destination {
             DecisionLogDestination::Off => {
                 return Ok(Self {
                     sender: None,
-                    dropped: Arc::default(),
+                    dropped,
                 })
             }
             DecisionLogDestination::Stdout => Box::new(io::stdout()),
@@ -47,21 +45,18 @@ impl DecisionLog {
             .spawn(move || write_all(receiver, BufWriter::new(sink)))?;
         Ok(Self {
             sender: Some(sender),
-            dropped: Arc::default(),
+            dropped,
         })
     }
 
     /// Queues one record; never blocks.
     pub fn record(&self, record: &serde_json::Value) {
         let Some(sender) = &self.sender else { return };
-        if let Err(TrySendError::Full(_)) = sender.try_send(record.to_string()) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        // Full: the writer fell behind. Disconnected: it failed (a closed
+        // pipe, a full disk) and stopped. Either way the record is lost.
+        if sender.try_send(record.to_string()).is_err() {
+            self.dropped.inc();
         }
-    }
-
-    /// Records dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 

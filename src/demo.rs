@@ -140,7 +140,9 @@ impl Demo {
         let text = std::fs::read_to_string(config_path)
             .map_err(|error| format!("{}: {error}", config_path.display()))?;
         let mut config = Config::parse(config_path, &text, &env)?;
-        let policies = PolicySet::load(&config.policies).map_err(crate::diagnostic::Diagnostics)?;
+        let policies = PolicySet::load(&config.policies)
+            .and_then(PolicySet::into_servable)
+            .map_err(crate::diagnostic::Diagnostics)?;
 
         let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sandbox = Sandbox::start(

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub open_connections: Gauge,
     /// Requests in flight now.
     pub in_flight: Gauge,
+    /// Decision records lost because the log writer fell behind or failed.
+    pub decision_log_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -116,6 +118,7 @@ impl Metrics {
             rate_limited: Family::default(),
             open_connections: Gauge::default(),
             in_flight: Gauge::default(),
+            decision_log_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -172,6 +175,11 @@ impl Metrics {
             "in_flight_requests",
             "Requests in flight now",
             metrics.in_flight.clone(),
+        );
+        registry.register(
+            "decision_log_dropped",
+            "Decision records lost because the log writer fell behind or failed",
+            metrics.decision_log_dropped.clone(),
         );
         Self {
             registry,

@@ -178,8 +178,11 @@ impl PolicyReloader {
                 let seen = events.load(Ordering::SeqCst);
                 let path = path.clone();
                 let previous = (!forced).then(|| last_attempt.clone());
-                let attempt = tokio::task::spawn_blocking(move || attempt(&path, previous)).await;
-                if events.load(Ordering::SeqCst) != seen {
+                let attempt =
+                    tokio::task::spawn_blocking(move || attempt(&path, previous, debounce)).await;
+                if events.load(Ordering::SeqCst) != seen
+                    || matches!(attempt, Ok(Attempt::Unsettled))
+                {
                     carried = forced;
                     tracing::debug!(
                         "policy files changed while being read: waiting for them to settle"
@@ -201,6 +204,7 @@ impl PolicyReloader {
                         gateway.metrics().policy_reload_failed();
                         refused(&status_tx, &diagnostics);
                     }
+                    Ok(Attempt::Unsettled) => unreachable!("handled above"),
                     Err(error) => tracing::error!(%error, "policy reload panicked"),
                 }
             }
@@ -220,19 +224,27 @@ impl PolicyReloader {
 
 enum Attempt {
     Unchanged,
+    Unsettled,
     Loaded(String, Box<PolicySet>),
     Failed(String, Vec<Diagnostic>),
 }
 
 /// Reads and compiles the whole set; `previous` is the version of the last
 /// attempt, to skip text that did not change.
-fn attempt(path: &Path, previous: Option<String>) -> Attempt {
+fn attempt(path: &Path, previous: Option<String>, settle: Duration) -> Attempt {
     let source = PolicySource::read(path);
     let version = policy::sources_version(&source.files);
     if previous.as_ref() == Some(&version) {
         return Attempt::Unchanged;
     }
-    match PolicySet::load_source(&source) {
+    // A writer that pauses longer than the debounce (a copy over a slow
+    // link, a script writing in pieces) leaves the files quiet but not
+    // done: read them again a moment later and go on only if nothing moved.
+    std::thread::sleep(settle);
+    if policy::sources_version(&PolicySource::read(path).files) != version {
+        return Attempt::Unsettled;
+    }
+    match PolicySet::load_source(&source).and_then(PolicySet::into_servable) {
         Ok(set) => Attempt::Loaded(version, Box::new(set)),
         Err(diagnostics) => Attempt::Failed(version, diagnostics),
     }
@@ -263,19 +275,15 @@ fn applied(
 }
 
 fn refused(status: &watch::Sender<ReloadStatus>, diagnostics: &[Diagnostic]) {
-    let errors: Vec<String> = diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(ToString::to_string)
-        .collect();
+    let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
     for error in &errors {
-        tracing::error!(diagnostic = %error, "policy error");
+        tracing::error!(diagnostic = %error, "policy problem");
     }
     status.send_modify(|s| {
         tracing::error!(
-            errors = errors.len(),
+            problems = errors.len(),
             serving = %s.version,
-            "policy reload refused: the new policies have errors; still serving the last good set"
+            "policy reload refused: the new policies have errors or unsilenced warnings (see `wix-elevator check`); still serving the last good set"
         );
         s.last_error = Some(errors.join("\n"));
         s.failures += 1;

@@ -18,10 +18,11 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 /// Loads the config at `path` and its policies into a gateway.
 pub fn load(path: &Path) -> Result<(Config, Gateway), StartError> {
     let config = Config::load(path)?;
-    let policies = PolicySet::load(&config.policies).map_err(crate::diagnostic::Diagnostics)?;
-    for warning in policies.warnings() {
-        tracing::warn!("{warning}");
-    }
+    // Warnings refuse a set as errors do: the gateway never serves a set
+    // `check` would flag, at startup or on reload.
+    let policies = PolicySet::load(&config.policies)
+        .and_then(PolicySet::into_servable)
+        .map_err(crate::diagnostic::Diagnostics)?;
     tracing::info!(
         rules = policies.rules().len(),
         policies = %config.policies.display(),

@@ -371,3 +371,45 @@ async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     assert!(h.sandbox.requests().len() >= 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_caller_over_their_own_limit_does_not_spend_their_sites() {
+    let limit = |key, requests| RateLimitConfig {
+        rules: vec!["*".into()],
+        key,
+        requests,
+        per: Duration::from_secs(60),
+        burst: requests,
+    };
+    let h = Harness::build(
+        POLICIES,
+        move |config| {
+            config.rate_limits = vec![
+                limit(RateLimitKey::Instance, 3),
+                limit(RateLimitKey::Caller, 1),
+            ]
+        },
+        |_| {},
+    )
+    .await;
+    let member = h.token("MEMBER", "member-1");
+    let statuses: Vec<u16> = futures::future::join_all((0..4).map(|_| h.get(OWN_PROFILE, &member)))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    let other = h.token("MEMBER", "member-2");
+    let response = h
+        .get("/members/v1/members/member-2?fieldsets=FULL", &other)
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the site's budget was not spent by refusals"
+    );
+}

@@ -31,6 +31,8 @@ const CONTACTS_RULE: &str = r#"  - id: member-reads-contact
     match: { methods: [GET], path: "/contacts/v4/contacts/{contactId}" }
     callers: [MEMBER]
     mode: elevate
+    when:
+      path.contactId: { prefix: "c-" }
 "#;
 
 const BROKEN: &str = "rules:\n  - id: broken\n    match: { methods: [GET], path: /a }\n    callers: [ADMIN]\n    mode: elevate\n";
@@ -245,4 +247,24 @@ async fn sighup_and_reload_now_force_a_reload() {
 
     reloader.handle().reload_now();
     wait_for(&mut status, |s| s.successes == 2).await;
+}
+
+#[tokio::test]
+async fn a_set_with_unsilenced_warnings_is_refused_like_a_broken_one() {
+    // What a slow writer leaves behind: the rule cut short before its `when`.
+    let cut = "rules:\n  - id: member-reads-own-profile\n    match: { methods: [GET], path: \"/members/v1/members/{memberId}\" }\n    callers: [MEMBER]\n    mode: elevate\n";
+    let dir = std::env::temp_dir().join(format!("wix-elevator-cut-{:x}", common::rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("members.yaml");
+    std::fs::write(&file, BASE).unwrap();
+    let h = Harness::build(BASE, |_| {}, |_| {}).await;
+    let reloader = PolicyReloader::start(h.gateway.clone(), &dir, ReloadOptions::default());
+    let mut status = reloader.handle().subscribe();
+    save_by_rename(&file, cut);
+    let after = wait_for(&mut status, |s| s.failures >= 1).await;
+    assert!(after.last_error.unwrap().contains("unused-capture"));
+    let member = h.token("MEMBER", MEMBER);
+    let other = h.get("/members/v1/members/m-2", &member).await;
+    assert_eq!(other.status(), 403, "the old rules still serve");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -189,7 +189,35 @@ impl Config {
                 format!("cannot read: {error}"),
             )])
         })?;
-        Self::parse(path, &text, &|name| std::env::var(name).ok())
+        let asked = std::cell::RefCell::new(Vec::new());
+        let env = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            std::env::var(name).ok()
+        };
+        let parsed = Self::parse(path, &text, &env);
+        let asked = asked.into_inner();
+        // A misspelt override would otherwise do nothing, silently. Only
+        // known once the overrides were read, i.e. the YAML parsed.
+        let present = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        let unknown: Vec<Diagnostic> = unknown_overrides(&asked, present)
+            .into_iter()
+            .map(|name| {
+                Diagnostic::error(
+                    path,
+                    0,
+                    0,
+                    format!("environment variable {name} names no setting of this file"),
+                )
+            })
+            .collect();
+        match parsed {
+            Ok(_) if !unknown.is_empty() => Err(Diagnostics(unknown)),
+            Ok(config) => Ok(config),
+            Err(Diagnostics(mut errors)) => {
+                errors.extend(unknown);
+                Err(Diagnostics(errors))
+            }
+        }
     }
 
     /// Parses `text` as if read from `path`; `env` resolves `${VAR}`.
@@ -212,6 +240,25 @@ impl Config {
 
 mod raw;
 mod validate;
+
+/// The `WIX_ELEVATOR_*` names in `present` that name no setting: neither
+/// read by the overrides (`asked`) nor by the command line. Nothing is known
+/// when the overrides were never read (the YAML did not parse).
+fn unknown_overrides(asked: &[String], present: impl Iterator<Item = String>) -> Vec<String> {
+    if asked.is_empty() {
+        return Vec::new();
+    }
+    present
+        .filter(|name| {
+            name.starts_with(ENV_PREFIX)
+                && !asked.contains(name)
+                && !COMMAND_LINE_ENV.contains(&name.as_str())
+        })
+        .collect()
+}
+
+/// `WIX_ELEVATOR_*` variables the command line reads itself.
+const COMMAND_LINE_ENV: [&str; 2] = ["WIX_ELEVATOR_CONFIG", "WIX_ELEVATOR_LOG_FORMAT"];
 
 pub use raw::ENV_PREFIX;
 
@@ -331,5 +378,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(":8:15: error: requests"), "{text}");
+    }
+
+    #[test]
+    fn misspelt_overrides_and_zero_limits_are_errors() {
+        let asked: Vec<String> = ["WIX_ELEVATOR_TIMEOUTS_UPSTREAM".to_owned()].into();
+        let present = [
+            "WIX_ELEVATOR_TIMEOUT_UPSTREAM",
+            "WIX_ELEVATOR_TIMEOUTS_UPSTREAM",
+            "WIX_ELEVATOR_LOG_FORMAT",
+            "HOME",
+        ]
+        .map(str::to_owned);
+        assert_eq!(
+            unknown_overrides(&asked, present.clone().into_iter()),
+            ["WIX_ELEVATOR_TIMEOUT_UPSTREAM"]
+        );
+        assert!(unknown_overrides(&[], present.into_iter()).is_empty());
+
+        let error = parse(
+            "wix:\n  app_id: a\n  app_secret: b\npolicies: p\nlimits:\n  max_in_flight: 0\ntimeouts:\n  idle: 0s\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(":6:18: error: must be at least 1"),
+            "{error}"
+        );
+        assert!(error.contains(":8:9: error: must be above zero"), "{error}");
     }
 }

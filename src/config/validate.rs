@@ -84,13 +84,14 @@ impl Validator<'_> {
             },
         };
         let timeouts = Timeouts {
-            connect: self.duration(&raw.timeouts.connect, Duration::from_secs(3)),
-            upstream: self.duration(&raw.timeouts.upstream, Duration::from_secs(30)),
-            identity: self.duration(&raw.timeouts.identity, Duration::from_secs(5)),
-            header_read: self.duration(&raw.timeouts.header_read, Duration::from_secs(10)),
-            body_read: self.duration(&raw.timeouts.body_read, Duration::from_secs(10)),
-            idle: self.duration(&raw.timeouts.idle, Duration::from_secs(60)),
-            tls_handshake: self.duration(&raw.timeouts.tls_handshake, Duration::from_secs(10)),
+            connect: self.positive_duration(&raw.timeouts.connect, Duration::from_secs(3)),
+            upstream: self.positive_duration(&raw.timeouts.upstream, Duration::from_secs(30)),
+            identity: self.positive_duration(&raw.timeouts.identity, Duration::from_secs(5)),
+            header_read: self.positive_duration(&raw.timeouts.header_read, Duration::from_secs(10)),
+            body_read: self.positive_duration(&raw.timeouts.body_read, Duration::from_secs(10)),
+            idle: self.positive_duration(&raw.timeouts.idle, Duration::from_secs(60)),
+            tls_handshake: self
+                .positive_duration(&raw.timeouts.tls_handshake, Duration::from_secs(10)),
             drain: self.duration(&raw.timeouts.drain, Duration::from_secs(30)),
         };
         let cache = CacheConfig {
@@ -174,9 +175,9 @@ impl Validator<'_> {
                     pass_through,
                 },
                 policies,
-                body_limit: self.number(&raw.limits.body_bytes, 1024 * 1024),
-                max_connections: self.number(&raw.limits.max_connections, 10_000),
-                max_in_flight: self.number(&raw.limits.max_in_flight, 1_000),
+                body_limit: self.positive_number(&raw.limits.body_bytes, 1024 * 1024),
+                max_connections: self.positive_number(&raw.limits.max_connections, 10_000),
+                max_in_flight: self.positive_number(&raw.limits.max_in_flight, 1_000),
                 timeouts,
                 cache,
                 cors,
@@ -253,7 +254,7 @@ impl Validator<'_> {
         };
         let cert = path(&raw.cert, "cert");
         let key = path(&raw.key, "key");
-        let reload_interval = self.duration(&raw.reload_interval, Duration::from_secs(60));
+        let reload_interval = self.positive_duration(&raw.reload_interval, Duration::from_secs(60));
         Some(TlsConfig {
             cert: cert?,
             key: key?,
@@ -374,5 +375,30 @@ impl Validator<'_> {
         let parsed = humantime::parse_duration(value.value.trim()).ok();
         self.check(value, parsed, "not a duration (like 500ms, 3s, 5m)")
             .unwrap_or(default)
+    }
+
+    /// A duration that must be above zero: a zero timeout or interval would
+    /// close every connection at once or spin.
+    fn positive_duration(&mut self, value: &Scalar, default: Duration) -> Duration {
+        let duration = self.duration(value, default);
+        if duration.is_zero() {
+            if let Some(value) = value {
+                self.error_at(value, "must be above zero");
+            }
+            return default;
+        }
+        duration
+    }
+
+    /// A count that must be at least 1.
+    fn positive_number(&mut self, value: &Scalar, default: usize) -> usize {
+        let number = self.number(value, default);
+        if number == 0 {
+            if let Some(value) = value {
+                self.error_at(value, "must be at least 1");
+            }
+            return default;
+        }
+        number
     }
 }

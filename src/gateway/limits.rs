@@ -44,7 +44,7 @@ impl std::fmt::Debug for RateLimits {
 impl RateLimits {
     /// Compiles the configured limits.
     pub fn new(configs: &[RateLimitConfig]) -> Self {
-        let limits = configs
+        let mut limits: Vec<Limit> = configs
             .iter()
             .map(|config| {
                 let period = (config.per / config.requests).max(Duration::from_nanos(1));
@@ -60,16 +60,23 @@ impl RateLimits {
                 }
             })
             .collect();
+        // Narrowest first: `check` stops at the first refusal, so a caller
+        // over their own budget does not also spend their site's.
+        limits.sort_by_key(|limit| match limit.key {
+            RateLimitKey::Caller => 0,
+            RateLimitKey::Ip => 1,
+            RateLimitKey::Instance => 2,
+        });
         Self {
             limits,
             clock: DefaultClock::default(),
         }
     }
 
-    /// Takes one request from every limit on `rule` for this caller; if any
-    /// is spent, the error says when to retry.
+    /// Takes one request from each limit on `rule` for this caller, the
+    /// narrowest first, stopping at the first that is spent; the error says
+    /// when to retry.
     pub fn check(&self, rule: &str, caller: &Caller, peer: IpAddr) -> Result<(), GatewayError> {
-        let mut wait = None::<Duration>;
         for limit in &self.limits {
             if limit
                 .rules
@@ -84,14 +91,11 @@ impl RateLimits {
                 RateLimitKey::Ip => peer.to_string(),
             };
             if let Err(not_until) = limit.limiter.check_key(&key) {
-                let this = not_until.wait_time_from(self.clock.now());
-                wait = Some(wait.map_or(this, |w| w.max(this)));
+                let wait = not_until.wait_time_from(self.clock.now());
+                return Err(GatewayError::RateLimited(wait));
             }
         }
-        match wait {
-            None => Ok(()),
-            Some(wait) => Err(GatewayError::RateLimited(wait)),
-        }
+        Ok(())
     }
 
     /// Forgets keys whose budget is full again, so that the state stays

@@ -82,8 +82,9 @@ impl Gateway {
             None => None,
             Some(tls) => Some(TlsTerminator::load(&tls.cert, &tls.key)?),
         };
-        let decision_log = DecisionLog::open(&config.decision_log)
-            .map_err(|error| format!("decision log {:?}: {error}", config.decision_log))?;
+        let decision_log =
+            DecisionLog::open(&config.decision_log, metrics.decision_log_dropped.clone())
+                .map_err(|error| format!("decision log {:?}: {error}", config.decision_log))?;
         let rate_limits = RateLimits::new(&config.rate_limits);
         for limit in &config.rate_limits {
             for rule in limit.rules.iter().filter(|rule| *rule != "*") {

@@ -28,20 +28,25 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Calls `found` with the selector of every test in this tree.
+    pub(crate) fn selectors<'c>(&'c self, found: &mut impl FnMut(&'c Selector)) {
+        match self {
+            Condition::All(items) | Condition::Any(items) => {
+                items.iter().for_each(|item| item.selectors(found))
+            }
+            Condition::Not(inner) => inner.selectors(found),
+            Condition::Test(test) => found(&test.selector),
+        }
+    }
+
     /// Calls `found` with every query parameter name a test in this tree
     /// reads.
     pub fn query_names<'c>(&'c self, found: &mut impl FnMut(&'c str)) {
-        match self {
-            Condition::All(items) | Condition::Any(items) => {
-                items.iter().for_each(|item| item.query_names(found))
+        self.selectors(&mut |selector| {
+            if let Selector::Query(name) = selector {
+                found(name);
             }
-            Condition::Not(inner) => inner.query_names(found),
-            Condition::Test(test) => {
-                if let Selector::Query(name) = &test.selector {
-                    found(name);
-                }
-            }
-        }
+        });
     }
 
     /// Whether any test in this tree reads the JSON body.

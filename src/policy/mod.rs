@@ -302,6 +302,17 @@ impl PolicySet {
         })
     }
 
+    /// This set, if it may serve traffic: a running gateway never starts
+    /// serving a set `check` would flag, so warnings no rule silenced with
+    /// `allow_warnings` refuse it just as errors do.
+    pub fn into_servable(self) -> Result<PolicySet, Vec<Diagnostic>> {
+        if self.warnings.is_empty() {
+            Ok(self)
+        } else {
+            Err(self.warnings)
+        }
+    }
+
     /// A short hash of the sources (file names and contents) this set was
     /// compiled from: two sets with the same version hold the same rules.
     pub fn version(&self) -> &str {

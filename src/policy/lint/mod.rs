@@ -40,11 +40,13 @@ pub enum Lint {
     DuplicateEntry,
     /// A policy file has no rules.
     EmptyFile,
+    /// An `elevate` rule captures a path segment no condition reads.
+    UnusedCapture,
 }
 
 impl Lint {
     /// Every lint, in the order the reference documents them.
-    pub const ALL: [Lint; 7] = [
+    pub const ALL: [Lint; 8] = [
         Lint::ElevatedVisitorUnconditional,
         Lint::ElevatedWildcardPath,
         Lint::ShadowedRule,
@@ -52,6 +54,7 @@ impl Lint {
         Lint::BodyConditionWithoutBody,
         Lint::DuplicateEntry,
         Lint::EmptyFile,
+        Lint::UnusedCapture,
     ];
 
     /// The stable code, as written in `allow_warnings` and shown as `[code]`.
@@ -64,6 +67,7 @@ impl Lint {
             Lint::BodyConditionWithoutBody => "body-condition-without-body",
             Lint::DuplicateEntry => "duplicate-entry",
             Lint::EmptyFile => "empty-file",
+            Lint::UnusedCapture => "unused-capture",
         }
     }
 
@@ -113,6 +117,26 @@ pub(crate) fn run(rules: &[Rule], diags: &mut Diagnostics) {
                         rule.id
                     ),
                 );
+            }
+            // A capture is written to be checked: one nothing reads admits any
+            // segment there, as a rule cut short before its `when` would.
+            let mut read = Vec::new();
+            rule.condition.selectors(&mut |selector| {
+                if let Selector::Path(index) = selector {
+                    read.push(*index);
+                }
+            });
+            for (index, name) in rule.template.capture_names().enumerate() {
+                if !read.contains(&index) {
+                    warn(
+                        Lint::UnusedCapture,
+                        rule.at,
+                        format!(
+                            "rule `{}` elevates any `{{{name}}}` on `{route}`: no condition reads `path.{name}`",
+                            rule.id
+                        ),
+                    );
+                }
             }
             if shapes[i].ends_in_wildcard() {
                 warn(

@@ -218,8 +218,10 @@ fn warnings_do_not_stop_loading() {
     assert_eq!(
         warnings,
         [
+            "w.yaml:6:9: warning: rule `hidden` elevates any `{y}` on `GET /a/{y}`: no condition reads `path.y` [unused-capture]",
             "w.yaml:6:9: warning: rule `hidden` never applies: rule `open` (w.yaml:2:9) comes first, matches every request it matches, admits the same callers, and its conditions hold whenever these do [shadowed-rule]",
             "w.yaml:7:29: warning: method `GET` is listed twice [duplicate-entry]",
+            "w.yaml:15:9: warning: rule `later-is-reachable` elevates any `{x}` on `GET /b/{x}`: no condition reads `path.x` [unused-capture]",
             "empty.yaml:1:1: warning: this file has no rules [empty-file]",
         ]
     );
