@@ -15,6 +15,7 @@ use std::{
 };
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -76,7 +77,8 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// A running listener. Dropping it does not stop it; call [`Server::shutdown`].
+/// A running listener. [`Server::shutdown`] drains it; dropping it also
+/// stops accepting and closes connections gracefully, without waiting.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
@@ -121,7 +123,7 @@ async fn accept_loop<H: Handler>(
         .header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let max = options.max_connections.max(1);
+    let max = options.max_connections.clamp(1, u32::MAX as usize);
     let slots = Arc::new(Semaphore::new(max));
     let options = Arc::new(options);
 
@@ -187,6 +189,50 @@ impl Activity {
     }
 }
 
+/// Marks a connection busy for as long as it lives.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let now = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_done_ms.store(now, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its connection busy until it is done.
+struct BusyBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for BusyBody {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection<H> {
     peer: SocketAddr,
@@ -247,14 +293,18 @@ impl<H: Handler> Connection<H> {
         let tracked = activity.clone();
         let service = hyper::service::service_fn(move |request| {
             let handler = handler.clone();
-            let activity = tracked.clone();
-            activity.in_flight.fetch_add(1, Ordering::AcqRel);
+            // Busy from the request's arrival until its response body is
+            // sent or dropped, whichever way the exchange ends (a stream
+            // reset drops this future, a client gone drops the body).
+            let busy = Busy::new(tracked.clone());
             async move {
                 let response = handler.handle(request, peer).await;
-                let now = activity.started.elapsed().as_millis() as u64;
-                activity.last_done_ms.store(now, Ordering::Release);
-                activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-                Ok::<_, Infallible>(response)
+                Ok::<_, Infallible>(response.map(|body| {
+                    BodyExt::boxed(BusyBody {
+                        inner: body,
+                        _busy: busy,
+                    })
+                }))
             }
         });
         let connection = builder.serve_connection(io, service);

@@ -4,7 +4,7 @@
 
 use std::{
     net::SocketAddr,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use http::{HeaderValue, Method, StatusCode};
@@ -116,6 +116,84 @@ impl DecisionRecord {
             "latency_ms": done.latency.as_secs_f64() * 1000.0,
             "upstream_ms": self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
         }));
+    }
+}
+
+/// A request being answered: its decision record, written exactly once —
+/// when the answer is ready, or, if the client goes away first (an HTTP/2
+/// stream reset drops the request's future), when the request is dropped,
+/// with status 499. Either way the in-flight gauge comes back down.
+pub(super) struct Pending<'g> {
+    record: DecisionRecord,
+    request_id: String,
+    method: Method,
+    peer: SocketAddr,
+    started: Instant,
+    log: &'g DecisionLog,
+    metrics: &'g Metrics,
+    written: bool,
+}
+
+impl<'g> Pending<'g> {
+    /// Starts accounting for one request.
+    pub fn new(
+        request_id: String,
+        method: Method,
+        peer: SocketAddr,
+        log: &'g DecisionLog,
+        metrics: &'g Metrics,
+    ) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            record: DecisionRecord::default(),
+            request_id,
+            method,
+            peer,
+            started: Instant::now(),
+            log,
+            metrics,
+            written: false,
+        }
+    }
+
+    /// The record the phases fill in.
+    pub fn record(&mut self) -> &mut DecisionRecord {
+        &mut self.record
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Writes the record for an answer with `status`.
+    pub fn finish(mut self, status: StatusCode) {
+        self.write(status);
+    }
+
+    fn write(&mut self, status: StatusCode) {
+        self.written = true;
+        let done = Finished {
+            request_id: &self.request_id,
+            method: &self.method,
+            peer: self.peer,
+            status,
+            latency: self.started.elapsed(),
+        };
+        self.record.finish(done, self.log, self.metrics);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            if self.record.reason.is_none() {
+                self.record.reason = Some("client_closed".to_owned());
+            }
+            let closed = StatusCode::from_u16(499).expect("499 is a valid status code");
+            self.write(closed);
+        }
+        self.metrics.in_flight.dec();
     }
 }
 

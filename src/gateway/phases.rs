@@ -19,7 +19,7 @@ use super::{
     cors::Cors,
     headers::{self, REQUEST_ID, WIX_REQUEST_ID},
     inspect,
-    log::{DecisionRecord, Finished},
+    log::{DecisionRecord, Pending},
     Gateway,
 };
 use crate::{
@@ -48,27 +48,31 @@ impl Gateway {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let started = Instant::now();
         let request_id = headers::request_id(request.headers());
         let id_text = request_id.to_str().unwrap_or_default().to_owned();
         let method = request.method().clone();
         let span = tracing::debug_span!("request", request_id = %id_text, %method);
         let state = &self.0;
-        state.metrics.in_flight.inc();
+        let mut pending = Pending::new(id_text, method, peer, &state.decision_log, &state.metrics);
 
         let origin = state.cors.check_origin(request.headers());
-        let mut record = DecisionRecord::default();
         let result = match state.in_flight.enter() {
             Ok(_slot) => {
-                self.handle_request_inner(request, peer, &request_id, origin.clone(), &mut record)
-                    .instrument(span.clone())
-                    .await
+                self.handle_request_inner(
+                    request,
+                    peer,
+                    &request_id,
+                    origin.clone(),
+                    pending.record(),
+                )
+                .instrument(span)
+                .await
             }
             Err(error) => Err(error),
         };
         let mut response = result.unwrap_or_else(|error| {
-            record.reject(&error);
-            error.to_response(&id_text)
+            pending.record().reject(&error);
+            error.to_response(pending.request_id())
         });
 
         // response_filter
@@ -79,15 +83,7 @@ impl Gateway {
         }
 
         // logging
-        let done = Finished {
-            request_id: &id_text,
-            method: &method,
-            peer,
-            status: response.status(),
-            latency: started.elapsed(),
-        };
-        record.finish(done, &state.decision_log, &state.metrics);
-        state.metrics.in_flight.dec();
+        pending.finish(response.status());
         response
     }
 
