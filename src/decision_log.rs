@@ -50,11 +50,15 @@ impl DecisionLog {
     }
 
     /// Queues one record; never blocks.
-    pub fn record(&self, record: &serde_json::Value) {
+    pub fn record(&self, record: &impl serde::Serialize) {
         let Some(sender) = &self.sender else { return };
+        let Ok(line) = serde_json::to_string(record) else {
+            self.dropped.inc();
+            return;
+        };
         // Full: the writer fell behind. Disconnected: it failed (a closed
         // pipe, a full disk) and stopped. Either way the record is lost.
-        if sender.try_send(record.to_string()).is_err() {
+        if sender.try_send(line).is_err() {
             self.dropped.inc();
         }
     }

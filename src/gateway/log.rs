@@ -9,7 +9,7 @@ use std::{
 
 use http::{HeaderValue, Method, StatusCode};
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::{
     caller::Caller,
@@ -96,27 +96,59 @@ impl DecisionRecord {
         if let Some(upstream) = self.upstream_latency {
             metrics.upstream_duration.observe(upstream.as_secs_f64());
         }
-        log.record(&json!({
-            "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            "request_id": done.request_id,
-            "peer": done.peer.ip().to_string(),
-            "method": done.method.as_str(),
-            "path": self.path,
-            "decision": decision,
-            "reason": self.reason,
-            "rule": self.rule,
-            "mode": self.mode.map(|mode| mode.to_string()),
-            "caller_type": self.caller_type,
-            "caller": self.caller,
-            "instance": self.instance,
-            "status": status,
-            "upstream_status": self.upstream_status,
-            "wix_request_id": self.wix_request_id,
-            "retried": self.retried,
-            "latency_ms": done.latency.as_secs_f64() * 1000.0,
-            "upstream_ms": self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
-        }));
+        // Written straight from borrowed fields: no intermediate JSON tree.
+        log.record(&Line {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()),
+            request_id: done.request_id,
+            peer: done.peer.ip(),
+            method: done.method.as_str(),
+            path: self.path.as_deref(),
+            decision,
+            reason: self.reason.as_deref(),
+            rule: self.rule.as_deref(),
+            mode: self.mode.map(Mode::as_str),
+            caller_type: self.caller_type,
+            caller: self.caller.as_deref(),
+            instance: self.instance.as_deref(),
+            status,
+            upstream_status: self.upstream_status,
+            wix_request_id: self.wix_request_id.as_deref(),
+            retried: self.retried,
+            latency_ms: done.latency.as_secs_f64() * 1000.0,
+            upstream_ms: self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
+        });
     }
+}
+
+/// One line of the decision log, as written.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(serialize_with = "display")]
+    ts: humantime::Rfc3339Timestamp,
+    request_id: &'a str,
+    peer: std::net::IpAddr,
+    method: &'a str,
+    path: Option<&'a str>,
+    decision: &'static str,
+    reason: Option<&'a str>,
+    rule: Option<&'a str>,
+    mode: Option<&'static str>,
+    caller_type: Option<&'static str>,
+    caller: Option<&'a str>,
+    instance: Option<&'a str>,
+    status: u16,
+    upstream_status: Option<u16>,
+    wix_request_id: Option<&'a str>,
+    retried: bool,
+    latency_ms: f64,
+    upstream_ms: Option<f64>,
+}
+
+fn display<S: serde::Serializer>(
+    value: &impl std::fmt::Display,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// A request being answered: its decision record, written exactly once —

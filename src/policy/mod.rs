@@ -110,12 +110,19 @@ pub enum Mode {
     PassThrough,
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Mode {
+    /// The mode as policies spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Mode::Elevate => "elevate",
             Mode::PassThrough => "pass_through",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
