@@ -113,7 +113,11 @@ async fn accept_loop<H: Handler>(
         let handler = handler.clone();
         let service = hyper::service::service_fn(move |request| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
+            // Boxed per request: hyper keeps a slot for the in-flight future
+            // for the connection's whole life, and the gateway's future is
+            // several KiB; unboxed, every idle keep-alive connection would
+            // hold that much (measured by bench/programs/scale.rs).
+            Box::pin(async move { Ok::<_, Infallible>(handler.handle(request, peer).await) })
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
