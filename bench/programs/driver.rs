@@ -232,7 +232,6 @@ fn main() {
             ("WIX_APP_SECRET", APP_SECRET),
             ("TOKIO_WORKER_THREADS", "1"),
             ("RUST_LOG", "info"),
-            ("NO_COLOR", "1"),
         ],
         &gateway_log,
         false,

@@ -256,7 +256,6 @@ fn start_gateway(args: &Args, backends: &Backends, name: &str) -> (Proc, SocketA
             ("WIX_APP_SECRET", APP_SECRET),
             // Decision records would be a million lines; errors still show.
             ("RUST_LOG", "warn,wix_elevator::serve=info"),
-            ("NO_COLOR", "1"),
         ],
         &log,
         false,
