@@ -16,11 +16,19 @@ use crate::{
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
 
-/// What token-info said about one token, as cached.
+/// What token-info said about one token, as cached: only what the checks
+/// need, not token-info's whole answer, since up to `cache.identities` of
+/// these are kept (bench/programs/scale.rs measures them).
 #[derive(Clone)]
 enum Lookup {
-    /// token-info described the token (active or not).
-    Known(Arc<TokenInfo>),
+    /// An active token: when it expires (checked on every use), and the
+    /// caller it speaks for, or why it speaks for no one we admit.
+    Active {
+        exp: Option<i64>,
+        caller: Result<Arc<Caller>, &'static str>,
+    },
+    /// token-info said the token is not active.
+    Inactive,
     /// token-info refused the token outright (4xx).
     Rejected,
 }
@@ -40,11 +48,11 @@ impl Expiry<[u8; 32], Lookup> for LookupExpiry {
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
         Some(match value {
-            Lookup::Known(info) if info.active => {
-                let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
+            Lookup::Active { exp, .. } => {
+                let left = exp.unwrap_or(0).saturating_sub(unix_now());
                 self.max_ttl.min(Duration::from_secs(left.max(0) as u64))
             }
-            _ => self.negative_ttl,
+            Lookup::Inactive | Lookup::Rejected => self.negative_ttl,
         })
     }
 }
@@ -89,7 +97,11 @@ impl IdentityService {
             .cache
             .try_get_with(key, async {
                 match self.wix.token_info(token).await {
-                    Ok(info) => Ok(Lookup::Known(Arc::new(info))),
+                    Ok(info) if info.active => Ok(Lookup::Active {
+                        exp: info.exp,
+                        caller: self.caller(info).map(Arc::new),
+                    }),
+                    Ok(_) => Ok(Lookup::Inactive),
                     Err(WixCallError::Rejected(status)) => {
                         tracing::debug!(status, "token-info rejected the token");
                         Ok(Lookup::Rejected)
@@ -103,48 +115,51 @@ impl IdentityService {
                 GatewayError::IdentityUnavailable
             })?;
         match lookup {
-            Lookup::Known(info) => self.caller(&info),
+            Lookup::Active { exp, caller } => {
+                // Expiry first, on every use: a cached answer never outlives
+                // the token.
+                if exp.is_none_or(|exp| exp <= unix_now()) {
+                    return Err(GatewayError::Unauthenticated(
+                        "the access token has expired",
+                    ));
+                }
+                caller
+                    .map(|caller| Caller::clone(&caller))
+                    .map_err(GatewayError::Unauthenticated)
+            }
+            Lookup::Inactive => Err(GatewayError::Unauthenticated(
+                "the access token is not active",
+            )),
             Lookup::Rejected => Err(GatewayError::Unauthenticated(
                 "the access token is not valid",
             )),
         }
     }
 
-    /// Applies every check `@wix/sdk` leaves out.
-    fn caller(&self, info: &TokenInfo) -> Result<Caller, GatewayError> {
-        if !info.active {
-            return Err(GatewayError::Unauthenticated(
-                "the access token is not active",
-            ));
-        }
-        if info.exp.is_none_or(|exp| exp <= unix_now()) {
-            return Err(GatewayError::Unauthenticated(
-                "the access token has expired",
-            ));
-        }
+    /// Applies every check `@wix/sdk` leaves out, but expiry (checked on
+    /// every use), to an active token's answer.
+    fn caller(&self, info: TokenInfo) -> Result<Caller, &'static str> {
         if info.client_id.as_deref() != Some(self.app_id.as_str()) {
-            return Err(GatewayError::Unauthenticated(
-                "the access token was not issued for this app",
-            ));
+            return Err("the access token was not issued for this app");
         }
-        let instance_id = info.instance_id.clone().filter(|id| !id.is_empty()).ok_or(
-            GatewayError::Unauthenticated("the access token is not bound to an app instance"),
-        )?;
+        let instance_id = info
+            .instance_id
+            .filter(|id| !id.is_empty())
+            .ok_or("the access token is not bound to an app instance")?;
         let subject_type = info
             .subject_type
             .as_deref()
             .and_then(CallerType::parse)
-            .ok_or(GatewayError::Unauthenticated(
-                "the access token is not a visitor, member or user token",
-            ))?;
-        let subject_id = info.subject_id.clone().filter(|id| !id.is_empty()).ok_or(
-            GatewayError::Unauthenticated("the access token has no subject"),
-        )?;
+            .ok_or("the access token is not a visitor, member or user token")?;
+        let subject_id = info
+            .subject_id
+            .filter(|id| !id.is_empty())
+            .ok_or("the access token has no subject")?;
         Ok(Caller {
             subject_type,
             subject_id,
             instance_id,
-            site_id: info.site_id.clone(),
+            site_id: info.site_id,
             source: IdentitySource::AccessToken,
         })
     }
