@@ -2,6 +2,8 @@
 
 use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode};
 
+mod plain_fields;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use wix_elevator::{demo, sandbox, secret::Secret, serve};
@@ -94,15 +96,17 @@ async fn run_sandbox(
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours for a terminal only: a log file or the journal gets plain
+    // text (escape codes there are noise, and cost a decision record about
+    // a tenth of its formatting time).
+    let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        // Colours for a terminal only: a log file or the journal gets plain
-        // text (escape codes there are noise, and cost a decision record
-        // about a tenth of its formatting time).
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text if ansi => builder.init(),
+        LogFormat::Text => builder.fmt_fields(plain_fields::PlainFields).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
