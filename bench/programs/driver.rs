@@ -437,11 +437,29 @@ fn main() {
     };
     let (text, valid) = report.render();
     std::fs::write(&args.out, &text).expect("writes the results");
+    update_readme(&args.repo.join("README.md"), &report.summary());
     println!("\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
     if !valid {
         eprintln!("the run is invalid (errors, or sandbox calls once warm): see the report");
         std::process::exit(1);
+    }
+}
+
+/// Replaces the line between the README's `<!-- bench:summary -->`
+/// markers, so that the README's one-line summary follows the last run.
+fn update_readme(path: &Path, summary: &str) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let (start, end) = ("<!-- bench:summary -->\n", "<!-- /bench:summary -->");
+    let (Some(from), Some(to)) = (text.find(start), text.find(end)) else {
+        return;
+    };
+    let from = from + start.len();
+    if from <= to {
+        let updated = format!("{}{summary}\n{}", &text[..from], &text[to..]);
+        let _ = std::fs::write(path, updated);
     }
 }
 

@@ -63,7 +63,11 @@ fn machine(args: &Args) -> Vec<(String, String)> {
         .find_map(|line| line.strip_prefix("model name"))
         .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_else(|| "unknown".into());
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    // Not available_parallelism: the driver itself is pinned to one CPU.
+    let cpus = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let memory = meminfo
         .lines()
@@ -164,6 +168,30 @@ impl Report<'_> {
         median(self.latency[&setup].iter().map(pick).collect())
     }
 
+    /// The one-line summary the README shows between its
+    /// `<!-- bench:summary -->` markers.
+    pub fn summary(&self) -> String {
+        let (a, _) = self.peak(0);
+        let (b, _) = self.peak(1);
+        let (c, _) = self.peak(2);
+        let (d, _) = self.peak(3);
+        let b_p99 = self.latency_median(1, |cell| cell.p99);
+        let c_p99 = self.latency_median(2, |cell| cell.p99);
+        format!(
+            "Last run{}: throughput **C/B = {:.2}**, **D/B = {:.2}**, **C/A = {:.2}** \
+             (gateway vs nginx vs direct); C's p99 at half of nginx's peak = {:.2} × nginx's.",
+            if self.args.quick {
+                " (quick smoke run)"
+            } else {
+                ""
+            },
+            c / b,
+            d / b,
+            c / a,
+            c_p99 / b_p99
+        )
+    }
+
     /// The report, and whether the run is valid (no errors, no sandbox calls
     /// once warm).
     pub fn render(&self) -> (String, bool) {
@@ -198,6 +226,26 @@ impl Report<'_> {
                 ""
             }
         );
+        // Other work on the proxy CPU while a proxy was measured: on a
+        // shared machine, the sign that these numbers are not final.
+        let others: Vec<f64> = self
+            .cells
+            .iter()
+            .filter(|((setup, _), _)| self.setups[*setup].proxy.is_some())
+            .flat_map(|(_, cells)| cells.iter())
+            .map(|cell| (cell.cpu_proxy_core - cell.proxy_cpu).max(0.0))
+            .collect();
+        let noise = median(others);
+        if noise > 5.0 {
+            let _ = writeln!(
+                out,
+                "> **Preliminary, noisy run**: other processes used a median {noise:.0}% of \
+                 CPU {PROXY_CPU} (the proxy's) while the proxies were measured, so throughput \
+                 and latency here are lower and noisier than on an idle machine; the \
+                 per-request CPU cost (\"µs/req\") and the micro-benchmarks are the least \
+                 affected.\n"
+            );
+        }
         if !valid {
             let _ = writeln!(
                 out,
@@ -359,8 +407,11 @@ impl Report<'_> {
             out,
             "## Throughput (closed loop, keep-alive, wrk 1 thread)\n\n\
              Requests per second, median of {} rounds (min–max in brackets). \
-             \"proxy CPU\" is the proxy's own CPU time at its peak, in % of one core; \
-             \"load CPU\" how busy CPU {LOAD_CPU} (load tool + upstream) was.\n",
+             At each configuration's peak: \"proxy CPU\" is the proxy's own CPU time in % of \
+             one core and \"µs/req\" that time per request (the least noisy measure of its cost); \
+             \"other on CPU {PROXY_CPU}\" is CPU {PROXY_CPU}'s time used by anything else (other \
+             processes on a shared machine: noise); \"load CPU\" how busy CPU {LOAD_CPU} (load \
+             tool + upstream) was: near 100% means the load side, not the proxy, set the pace.\n",
             args.rounds
         );
         let mut header = "| | configuration |".to_owned();
@@ -369,8 +420,10 @@ impl Report<'_> {
             let _ = write!(header, " c={c} |");
             rule.push_str(" ---: |");
         }
-        header.push_str(" peak | proxy CPU | load CPU |");
-        rule.push_str(" ---: | ---: | ---: |");
+        header.push_str(&format!(
+            " peak | proxy CPU | µs/req | other on CPU {PROXY_CPU} | load CPU |"
+        ));
+        rule.push_str(" ---: | ---: | ---: | ---: | ---: |");
         let _ = writeln!(out, "{header}\n{rule}");
         for (i, setup) in self.setups.iter().enumerate() {
             let mut row = format!("| {} | {} |", setup.key, setup.what);
@@ -392,12 +445,26 @@ impl Report<'_> {
                     .map(|c| c.cpu_load_core)
                     .collect(),
             );
-            let proxy_cpu = if setup.proxy.is_some() {
-                format!("{proxy_cpu:.0}%")
+            let core = median(
+                self.cells[&(i, at)]
+                    .iter()
+                    .map(|c| c.cpu_proxy_core)
+                    .collect(),
+            );
+            let (proxy_text, per_request, other) = if setup.proxy.is_some() {
+                (
+                    format!("{proxy_cpu:.0}%"),
+                    format!("{:.1}", proxy_cpu / 100.0 / peak * 1e6),
+                    format!("{:.0}%", (core - proxy_cpu).max(0.0)),
+                )
             } else {
-                "—".into()
+                ("—".into(), "—".into(), format!("{core:.0}%"))
             };
-            let _ = writeln!(row, " **{}** | {proxy_cpu} | {load_cpu:.0}% |", k(peak));
+            let _ = writeln!(
+                row,
+                " **{}** | {proxy_text} | {per_request} | {other} | {load_cpu:.0}% |",
+                k(peak)
+            );
             out.push_str(&row);
         }
 
