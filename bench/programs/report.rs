@@ -480,16 +480,31 @@ impl Report<'_> {
             out,
             "| | configuration | p50 | p99 | p99.9 | achieved req/s |\n| --- | --- | ---: | ---: | ---: | ---: |"
         );
+        let mut overloaded = false;
         for (i, setup) in self.setups.iter().enumerate() {
+            let achieved = self.latency_median(i, |c| c.rps);
+            let mark = if achieved < 0.97 * self.rate as f64 {
+                overloaded = true;
+                " ⚠"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.3} | {:.3} | {:.3} | {:.0} |",
+                "| {} | {} | {:.3} | {:.3} | {:.3} | {:.0}{mark} |",
                 setup.key,
                 setup.what,
                 self.latency_median(i, |c| c.p50),
                 self.latency_median(i, |c| c.p99),
                 self.latency_median(i, |c| c.p999),
-                self.latency_median(i, |c| c.rps),
+                achieved,
+            );
+        }
+        if overloaded {
+            let _ = writeln!(
+                out,
+                "\n⚠ could not keep up with the offered rate (its peak throughput is below it): \
+                 its latencies are those of a queue that only grows during the cell."
             );
         }
 
