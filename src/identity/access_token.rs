@@ -93,27 +93,13 @@ impl IdentityService {
     /// The verified caller behind `token`.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, GatewayError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let lookup = self
-            .cache
-            .try_get_with(key, async {
-                match self.wix.token_info(token).await {
-                    Ok(info) if info.active => Ok(Lookup::Active {
-                        exp: info.exp,
-                        caller: self.caller(info).map(Arc::new),
-                    }),
-                    Ok(_) => Ok(Lookup::Inactive),
-                    Err(WixCallError::Rejected(status)) => {
-                        tracing::debug!(status, "token-info rejected the token");
-                        Ok(Lookup::Rejected)
-                    }
-                    Err(error @ WixCallError::Unavailable(_)) => Err(error),
-                }
-            })
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "token-info call failed");
-                GatewayError::IdentityUnavailable
-            })?;
+        // Warm, this is a cache hit. The miss (a token-info call, single
+        // flight per token) is boxed: inline, its future would make every
+        // request's future several KiB larger.
+        let lookup = match self.cache.get(&key).await {
+            Some(lookup) => lookup,
+            None => Box::pin(self.look_up(key, token)).await?,
+        };
         match lookup {
             Lookup::Active { exp, caller } => {
                 // Expiry first, on every use: a cached answer never outlives
@@ -134,6 +120,30 @@ impl IdentityService {
                 "the access token is not valid",
             )),
         }
+    }
+
+    /// Asks token-info about `token`, one call per key at a time.
+    async fn look_up(&self, key: [u8; 32], token: &str) -> Result<Lookup, GatewayError> {
+        self.cache
+            .try_get_with(key, async {
+                match self.wix.token_info(token).await {
+                    Ok(info) if info.active => Ok(Lookup::Active {
+                        exp: info.exp,
+                        caller: self.caller(info).map(Arc::new),
+                    }),
+                    Ok(_) => Ok(Lookup::Inactive),
+                    Err(WixCallError::Rejected(status)) => {
+                        tracing::debug!(status, "token-info rejected the token");
+                        Ok(Lookup::Rejected)
+                    }
+                    Err(error @ WixCallError::Unavailable(_)) => Err(error),
+                }
+            })
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "token-info call failed");
+                GatewayError::IdentityUnavailable
+            })
     }
 
     /// Applies every check `@wix/sdk` leaves out, but expiry (checked on
