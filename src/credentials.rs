@@ -124,6 +124,17 @@ impl Credentials {
     /// The app's elevated token for `instance_id`. The instance always comes
     /// from the verified caller, never from the request.
     pub async fn app_token(&self, instance_id: &str) -> Result<Secret, GatewayError> {
+        // Warm, a cache hit; the mint is boxed so that its future does not
+        // make every request's future larger.
+        if let Some(token) = self.app_tokens.get(instance_id).await {
+            self.metrics.cache_event(APP_TOKEN, "hit");
+            return Ok(token.access_token);
+        }
+        Box::pin(self.mint_app_token(instance_id)).await
+    }
+
+    /// Mints the app token of `instance_id`, one mint per instance at a time.
+    async fn mint_app_token(&self, instance_id: &str) -> Result<Secret, GatewayError> {
         let minted = AtomicBool::new(false);
         let token = self
             .app_tokens
@@ -156,6 +167,16 @@ impl Credentials {
             return Ok(Secret::new(caller_token));
         }
         let key: [u8; 32] = Sha256::digest(caller_token.as_bytes()).into();
+        if let Some(token) = self.caller_tokens.get(&key).await {
+            self.metrics.cache_event(PASS_THROUGH, "hit");
+            return Ok(token.access_token);
+        }
+        Box::pin(self.exchange(key, caller_token)).await
+    }
+
+    /// Exchanges `caller_token` with `strip_bound_session`, one exchange per
+    /// token at a time.
+    async fn exchange(&self, key: [u8; 32], caller_token: &str) -> Result<Secret, GatewayError> {
         let minted = AtomicBool::new(false);
         let token = self
             .caller_tokens

@@ -297,7 +297,11 @@ impl<H: Handler> Connection<H> {
             // sent or dropped, whichever way the exchange ends (a stream
             // reset drops this future, a client gone drops the body).
             let busy = Busy::new(tracked.clone());
-            async move {
+            // Boxed per request: hyper keeps a slot for the in-flight future
+            // for the connection's whole life, and the gateway's future is
+            // several KiB; unboxed, every idle keep-alive connection would
+            // hold that much (measured by bench/programs/scale.rs).
+            Box::pin(async move {
                 let response = handler.handle(request, peer).await;
                 Ok::<_, Infallible>(response.map(|body| {
                     BodyExt::boxed(BusyBody {
@@ -305,7 +309,7 @@ impl<H: Handler> Connection<H> {
                         _busy: busy,
                     })
                 }))
-            }
+            })
         });
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);

@@ -301,6 +301,7 @@ impl PolicySet {
         for rule in &rules {
             index.insert(rule.methods, &rule.template, rule.order);
         }
+        index.finish();
         Ok(PolicySet {
             rules,
             index,

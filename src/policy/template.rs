@@ -8,6 +8,8 @@
 //! visits each trie node at most once, so its cost grows with path depth and
 //! with how many templates overlap, not with the number of rules.
 
+use std::collections::HashMap;
+
 use globset::{GlobBuilder, GlobMatcher};
 use http::Method;
 
@@ -225,6 +227,11 @@ pub(crate) struct RouteIndex {
 struct TrieNode {
     /// Sorted by text, for binary search.
     literals: Vec<(Box<str>, TrieNode)>,
+    /// For a node with many literal edges (thousands of services under `/`):
+    /// text → position in `literals`, built by [`RouteIndex::finish`]. One
+    /// hash per lookup instead of a binary search whose every probe is a
+    /// likely cache miss, so lookups cost the same at 10 rules or 10,000.
+    wide: Option<HashMap<Box<str>, usize>>,
     capture: Option<Box<TrieNode>>,
     globs: Vec<(Box<str>, GlobMatcher, TrieNode)>,
     /// Rules whose template ends with `**` after this node.
@@ -252,6 +259,8 @@ impl RouteIndex {
                             Err(at) => {
                                 node.literals
                                     .insert(at, (text.clone(), TrieNode::default()));
+                                // Positions moved: `finish` rebuilds the map.
+                                node.wide = None;
                                 at
                             }
                         };
@@ -281,6 +290,14 @@ impl RouteIndex {
         }
     }
 
+    /// Indexes wide nodes by hash; call once every rule is inserted (lookups
+    /// are correct without it, only slower on wide nodes).
+    pub(crate) fn finish(&mut self) {
+        for root in &mut self.roots {
+            root.finish();
+        }
+    }
+
     /// Calls `found` with every rule whose method and template match, in no
     /// particular order (the caller sorts by precedence).
     pub(crate) fn lookup(&self, method: &Method, segments: &[&str], found: &mut impl FnMut(u32)) {
@@ -296,6 +313,39 @@ impl RouteIndex {
 }
 
 impl TrieNode {
+    /// Literal fan-out from which a hash map beats a binary search.
+    const WIDE: usize = 32;
+
+    fn finish(&mut self) {
+        self.wide = (self.literals.len() >= Self::WIDE).then(|| {
+            self.literals
+                .iter()
+                .enumerate()
+                .map(|(at, (text, _))| (text.clone(), at))
+                .collect()
+        });
+        for (_, node) in &mut self.literals {
+            node.finish();
+        }
+        if let Some(node) = &mut self.capture {
+            node.finish();
+        }
+        for (_, _, node) in &mut self.globs {
+            node.finish();
+        }
+    }
+
+    fn literal(&self, text: &str) -> Option<&TrieNode> {
+        let at = match &self.wide {
+            Some(wide) => *wide.get(text)?,
+            None => self
+                .literals
+                .binary_search_by(|(k, _)| k.as_ref().cmp(text))
+                .ok()?,
+        };
+        Some(&self.literals[at].1)
+    }
+
     fn walk(&self, segments: &[&str], found: &mut impl FnMut(u32)) {
         let Some((head, tail)) = segments.split_first() else {
             self.end.iter().copied().for_each(&mut *found);
@@ -304,11 +354,8 @@ impl TrieNode {
         if segments.iter().all(|s| is_plain(s)) {
             self.rest.iter().copied().for_each(&mut *found);
         }
-        if let Ok(at) = self
-            .literals
-            .binary_search_by(|(k, _)| k.as_ref().cmp(head))
-        {
-            self.literals[at].1.walk(tail, found);
+        if let Some(node) = self.literal(head) {
+            node.walk(tail, found);
         }
         if !is_plain(head) {
             return;

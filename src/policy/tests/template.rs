@@ -188,3 +188,34 @@ fn index_agrees_with_linear_scan() {
         assert_eq!(routed, linear, "path {path:?}");
     }
 }
+
+/// A node with more literal edges than the binary-search limit is indexed
+/// by hash; lookups through it must find exactly what the templates match.
+#[test]
+fn wide_nodes_agree_with_linear_scan() {
+    let mut yaml = String::from("rules:\n");
+    for i in 0..100 {
+        yaml.push_str(&format!(
+            "  - {{ id: s{i}, match: {{ methods: [GET], path: \"/svc-{i}/items/{{id}}\" }}, callers: [USER], mode: elevate }}\n"
+        ));
+    }
+    yaml.push_str(
+        "  - { id: any, match: { methods: [GET], path: \"/{x}/items/{id}\" }, callers: [USER], mode: elevate }\n",
+    );
+    let set = set(&yaml);
+    for first in ["svc-0", "svc-42", "svc-99", "svc-100", "svc", "other"] {
+        let path = [first, "items", "7"];
+        let routed: Vec<&str> = set
+            .route(&Method::GET, &path)
+            .iter()
+            .map(|m| m.rule.id())
+            .collect();
+        let linear: Vec<&str> = set
+            .rules()
+            .iter()
+            .filter(|r| r.template().matches(&path))
+            .map(|r| r.id())
+            .collect();
+        assert_eq!(routed, linear, "path {path:?}");
+    }
+}
