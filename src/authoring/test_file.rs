@@ -145,17 +145,8 @@ pub fn test_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("{}: cannot read folder: {e}", path.display()))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    !name.starts_with('.')
-                        && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                        && p.is_file()
-                })
-                .collect();
-            found.sort();
+            let found = crate::policy::yaml_files_in(path)
+                .map_err(|e| format!("{}: cannot read folder: {e}", path.display()))?;
             files.extend(found);
         } else if path.is_file() {
             files.push(path.clone());

@@ -402,24 +402,13 @@ fn policy_files(path: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
     if !metadata.is_dir() {
         return vec![path.to_path_buf()];
     }
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
+    let files = match yaml_files_in(path) {
+        Ok(files) => files,
         Err(e) => {
             diags.error(path, Position::START, format!("cannot read folder: {e}"));
             return Vec::new();
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            // Like a shell's `*.yaml`: editors' hidden lock and backup files stay out.
-            !name.starts_with('.')
-                && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
-        })
-        .collect();
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     if files.is_empty() {
         diags.error(
             path,
@@ -443,4 +432,20 @@ pub fn sources_version(sources: &[(PathBuf, String)]) -> String {
         hasher.update(text.as_bytes());
     }
     hex::encode(&hasher.finalize()[..8])
+}
+
+/// The `*.yaml` / `*.yml` files directly in `dir`, sorted by name. Like a
+/// shell's `*.yaml`, hidden files (editors' locks and backups) stay out.
+pub fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.')
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
 }
