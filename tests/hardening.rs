@@ -9,7 +9,7 @@ use std::{
 };
 
 use common::{Harness, POLICIES};
-use wix_elevator::sandbox::{header, Fault};
+use wix_elevator::sandbox::Fault;
 
 #[tokio::test]
 async fn absent_holds_for_every_spelling_wix_accepts() {
@@ -138,15 +138,7 @@ async fn two_content_types_are_refused() {
     );
     let (status, _) = tokio::task::block_in_place(|| h.raw(&raw));
     assert_eq!(status, 400);
-    assert!(h.sandbox.requests().is_empty());
-    assert!(header_free(&h));
-}
-
-fn header_free(h: &Harness) -> bool {
-    h.sandbox
-        .requests()
-        .iter()
-        .all(|r| header(r, "content-type").len() <= 1)
+    assert!(h.sandbox.requests().is_empty(), "nothing was forwarded");
 }
 
 #[tokio::test(flavor = "multi_thread")]
