@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
+use crate::server::IncomingBody;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::{
     body::{self, Body},
@@ -28,7 +28,7 @@ impl Admin {
         Self { gateway }
     }
 
-    fn answer(&self, request: &Request<Incoming>) -> Response<Body> {
+    fn answer(&self, request: &Request<IncomingBody>) -> Response<Body> {
         if request.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
         }
@@ -59,7 +59,7 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
 }
 
 impl Handler for Admin {
-    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
         self.answer(&request)
     }
 }

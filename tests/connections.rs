@@ -9,19 +9,19 @@ use std::{net::SocketAddr, time::Duration};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::metrics::gauge::Gauge;
 use wix_elevator::{
     body::{self, Body},
-    server::{Handler, Server, ServerOptions},
+    server::{Handler, IncomingBody, Server, ServerOptions},
 };
 
 /// Answers after 30 s.
 struct Slow;
 
 impl Handler for Slow {
-    async fn handle(&self, _request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, _request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Response::new(body::full("late"))
     }
@@ -31,7 +31,7 @@ impl Handler for Slow {
 struct Streams;
 
 impl Handler for Streams {
-    async fn handle(&self, _request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, _request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
         let chunks = futures::stream::unfold(0u32, |i| async move {
             if i == 20 {
                 return None;

@@ -3,10 +3,10 @@
 
 use std::{collections::HashSet, fmt};
 
+use crate::server::IncomingBody;
 use bytes::Bytes;
 use http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -16,7 +16,7 @@ use crate::{error::GatewayError, field_name};
 /// are exactly the ones forwarded.
 pub async fn read_body(
     headers: &HeaderMap,
-    body: Incoming,
+    body: IncomingBody,
     limit: usize,
 ) -> Result<Bytes, GatewayError> {
     if declared_length(headers).is_some_and(|length| length > limit as u64) {

@@ -19,9 +19,9 @@ use std::{
     time::Duration,
 };
 
+use crate::server::IncomingBody;
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 pub use canonical::CanonicalRequest;
@@ -217,7 +217,7 @@ impl std::fmt::Debug for Gateway {
 impl Handler for Gateway {
     fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         peer: SocketAddr,
     ) -> impl std::future::Future<Output = Response<Body>> + Send {
         self.handle_request(request, peer)

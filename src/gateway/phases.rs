@@ -8,10 +8,10 @@
 
 use std::{net::SocketAddr, time::Instant};
 
+use crate::server::IncomingBody;
 use bytes::Bytes;
 use http::{header, request::Parts, HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::{
@@ -35,7 +35,7 @@ use crate::{
 /// The request body on its way through: untouched until a phase needs it.
 enum RequestBody {
     /// Not read yet; streams to the upstream as it arrives.
-    Streaming(Incoming),
+    Streaming(IncomingBody),
     /// Read in full: these exact bytes are what was inspected and what is
     /// forwarded.
     Buffered(Bytes),
@@ -45,7 +45,7 @@ impl Gateway {
     /// Answers one request, whatever happens, and logs its decision.
     pub(super) async fn handle_request(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let request_id = headers::request_id(request.headers());
@@ -89,7 +89,7 @@ impl Gateway {
 
     async fn handle_request_inner(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         peer: SocketAddr,
         request_id: &HeaderValue,
         origin: Result<Option<HeaderValue>, GatewayError>,
@@ -214,7 +214,11 @@ impl Gateway {
     }
 
     /// Reads a body the gateway must see whole, bounded in size and time.
-    async fn read_body(&self, headers: &HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: IncomingBody,
+    ) -> Result<Bytes, GatewayError> {
         let config = &self.0.config;
         tokio::time::timeout(
             config.timeouts.body_read,

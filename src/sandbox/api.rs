@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::server::IncomingBody;
 use http::{header, request::Parts, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{
@@ -20,7 +20,7 @@ const MAX_DELAY_MS: u64 = 30_000;
 
 /// Answers one API call. The call is counted and recorded before anything
 /// is decided, so "nothing reached Wix" is checkable even for refused calls.
-pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(shared: &Shared, request: Request<IncomingBody>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = read_body(body).await;
     let credential = credential(shared, &parts.headers);

@@ -2,8 +2,8 @@
 //! process) mint and revoke tokens, read what reached the API, inject faults
 //! and sign legacy instances. Control calls are not recorded or counted.
 
+use crate::server::IncomingBody;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ struct FaultsRequest {
 }
 
 /// Answers a request whose path starts with `/_sandbox`.
-pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(shared: &Shared, request: Request<IncomingBody>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body).await {
         Ok(body) => body,

@@ -25,8 +25,8 @@ mod tests;
 
 use std::{fmt, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use crate::server::IncomingBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 pub use state::{Credential, Fault, MintRequest, MintedToken, RecordedRequest, SandboxStats, Via};
@@ -176,7 +176,7 @@ struct SandboxHandler {
 impl Handler for SandboxHandler {
     fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         _peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send {
         let shared = self.shared.clone();
@@ -184,7 +184,7 @@ impl Handler for SandboxHandler {
     }
 }
 
-async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+async fn route(shared: &Shared, request: Request<IncomingBody>) -> Response<Body> {
     let path = request.uri().path();
     if path == "/_sandbox" || path.starts_with("/_sandbox/") {
         return control::handle(shared, request).await;

@@ -1,10 +1,10 @@
 //! Small helpers every sandbox endpoint uses to read requests and build
 //! responses, so that all of them answer in the same Wix shape.
 
+use crate::server::IncomingBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serde::Serialize;
 
 use super::state::request_id;
@@ -37,7 +37,7 @@ impl BodyError {
 }
 
 /// Reads the whole body, up to [`MAX_BODY`].
-pub(super) async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
+pub(super) async fn read_body(body: IncomingBody) -> Result<Bytes, BodyError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {

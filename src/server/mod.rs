@@ -1,0 +1,308 @@
+//! The accept loop shared by the gateway, its admin listener and the
+//! sandbox: HTTP/1.1 and HTTP/2 on one listener (cleartext, or TLS with ALPN),
+//! hyper's timer set so that its header-read timeout is really on, a cap on
+//! open connections, an idle timeout, and a graceful drain.
+//!
+//! Cleartext HTTP/1 connections are parked outside hyper between requests
+//! ([`parked`]); TLS and HTTP/2 connections stay with hyper for their whole
+//! life ([`held`]).
+
+mod held;
+mod incoming;
+mod parked;
+
+pub use incoming::IncomingBody;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use http::{Request, Response};
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{watch, Semaphore},
+    task::JoinHandle,
+};
+use tracing::Instrument;
+
+use crate::{body::Body, tls::TlsTerminator};
+
+/// Connection-level settings of a listener.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long a client may take to send a request's headers. For HTTP/1
+    /// this also bounds how long a keep-alive connection waits for the next
+    /// request.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may take to finish once shutdown starts.
+    pub drain_timeout: Duration,
+    /// Most connections open at once; further clients wait in the accept
+    /// backlog.
+    pub max_connections: usize,
+    /// TLS termination, if any.
+    pub tls: Option<TlsTerminator>,
+    /// How long a client may take for the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Kept equal to the number of open connections.
+    pub connections: Option<Gauge>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            connections: None,
+        }
+    }
+}
+
+/// Handles one request; implemented for any suitable async closure.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `request`, which came from `peer`.
+    fn handle(
+        &self,
+        request: Request<IncomingBody>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// A running listener. [`Server::shutdown`] drains it; dropping it also
+/// stops accepting and closes connections gracefully, without waiting.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts serving `handler` on `listener` in a background task.
+    pub fn start<H: Handler>(listener: TcpListener, handler: H, options: ServerOptions) -> Self {
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, Arc::new(handler), options, stopped));
+        Self { addr, stop, task }
+    }
+
+    /// The address the listener is bound to (with the real port when bound to 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the drain
+    /// timeout), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    options: ServerOptions,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let builders = Arc::new(Builders::new(&options));
+    let max = options.max_connections.clamp(1, u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(max));
+    let options = Arc::new(options);
+
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Running out of file descriptors is transient: back off
+                    // instead of spinning or dying.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = serve_connection(
+            stream,
+            peer,
+            handler.clone(),
+            builders.clone(),
+            options.clone(),
+            stopped.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            connection
+                .instrument(tracing::debug_span!("connection", %peer))
+                .await;
+        });
+    }
+
+    drop(listener);
+    // Every connection holds a slot until it closes: having all of them back
+    // means every connection has drained.
+    let drained = tokio::time::timeout(options.drain_timeout, slots.acquire_many(max as u32));
+    if drained.await.is_err() {
+        tracing::warn!("drain deadline passed with connections still open");
+    }
+}
+
+/// hyper's connection settings, built once per listener.
+struct Builders {
+    /// HTTP/1 or HTTP/2, told apart by ALPN or by the HTTP/2 preface.
+    auto: auto::Builder<TokioExecutor>,
+    /// HTTP/1 only, for connections parked between requests.
+    http1: http1::Builder,
+}
+
+impl Builders {
+    fn new(options: &ServerOptions) -> Self {
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        auto.http2().timer(TokioTimer::new());
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        Self { auto, http1 }
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection<H> {
+    peer: SocketAddr,
+    handler: Arc<H>,
+    builders: Arc<Builders>,
+    options: Arc<ServerOptions>,
+    stopped: watch::Receiver<bool>,
+}
+
+/// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    builders: Arc<Builders>,
+    options: Arc<ServerOptions>,
+    stopped: watch::Receiver<bool>,
+) {
+    let _open = options.connections.as_ref().map(OpenConnection::new);
+    let tls = options.tls.clone();
+    let handshake_timeout = options.tls_handshake_timeout;
+    let mut connection = Connection {
+        peer,
+        handler,
+        builders,
+        options,
+        stopped,
+    };
+    let Some(tls) = tls else {
+        // The first bytes tell HTTP/2 with prior knowledge from HTTP/1;
+        // nothing is allocated for the connection until they arrive.
+        let mut first = [0; H2_PREFACE.len()];
+        let wait_limit = connection
+            .options
+            .idle_timeout
+            .min(connection.options.header_read_timeout);
+        let peeked = tokio::select! {
+            biased;
+            _ = connection.stopped.wait_for(|stopped| *stopped) => return,
+            peeked = stream.peek(&mut first) => peeked,
+            _ = tokio::time::sleep(wait_limit) => return,
+        };
+        return match peeked {
+            Ok(0) | Err(_) => {}
+            // HTTP/2, or too few bytes to tell (no HTTP/1 method starts
+            // with "PRI"): hyper's detection reads on until it knows.
+            Ok(n) if H2_PREFACE.starts_with(&first[..n]) => {
+                Box::pin(connection.serve_held(TokioIo::new(stream))).await
+            }
+            Ok(_) => connection.serve_parked(stream).await,
+        };
+    };
+    // Boxed: a parked connection's task is sized by its largest state, and
+    // TLS and hyper's held state are several KiB.
+    Box::pin(async move {
+        let handshake = tls.acceptor().accept(stream);
+        match tokio::time::timeout(handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => connection.serve_held(TokioIo::new(stream)).await,
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        }
+    })
+    .await
+}
+
+/// A response body that holds `guard` until the body is done, sent or
+/// dropped: how a connection learns that its response has ended.
+struct GuardedBody<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Send + Sync + Unpin + 'static> GuardedBody<G> {
+    fn boxed(inner: Body, guard: G) -> Body {
+        http_body_util::BodyExt::boxed(Self {
+            inner,
+            _guard: guard,
+        })
+    }
+}
+
+impl<G: Unpin> hyper::body::Body for GuardedBody<G> {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenConnection(Gauge);
+
+impl OpenConnection {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

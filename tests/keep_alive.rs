@@ -1,0 +1,222 @@
+//! Cleartext HTTP/1 keep-alive connections are parked between requests:
+//! what a client sees must be exactly what hyper alone would give it
+//! (pipelining in order, `Connection: close` honoured, idle and drain
+//! timeouts), and an unread request body is never parsed as a request.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use wix_elevator::{
+    body::{self, Body},
+    server::{Handler, IncomingBody, Server, ServerOptions},
+};
+
+/// Answers every request with its path; reads the body only of paths
+/// starting with `/read`. Records each path with the client's port.
+#[derive(Clone, Default)]
+struct Echo {
+    seen: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+impl Echo {
+    fn seen(&self) -> Vec<(String, u16)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Handler for Echo {
+    async fn handle(&self, request: Request<IncomingBody>, peer: SocketAddr) -> Response<Body> {
+        let path = request.uri().path().to_owned();
+        self.seen.lock().unwrap().push((path.clone(), peer.port()));
+        if path.starts_with("/read") {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            return Response::new(body::full(format!("{path} {}", body.len())));
+        }
+        let mut response = Response::new(body::full(path));
+        *response.status_mut() = StatusCode::FORBIDDEN;
+        response
+    }
+}
+
+fn start(echo: &Echo, idle_timeout: Duration) -> Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    Server::start(
+        tokio::net::TcpListener::from_std(listener).unwrap(),
+        echo.clone(),
+        ServerOptions {
+            idle_timeout,
+            ..ServerOptions::default()
+        },
+    )
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// Reads one response whose body has a `content-length`; returns the status
+/// and the body.
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "connection closed early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// Whether the server closed the connection (read sees the end of stream).
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).is_ok() && rest.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let answers = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            stream
+                .write_all(
+                    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+                      POST /read-b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz\
+                      GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+            let answers: Vec<_> = (0..3).map(|_| read_response(&mut stream)).collect();
+            (answers, closed(&mut stream))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answers.0,
+        [
+            (403, "/a".to_owned()),
+            (200, "/read-b 3".to_owned()),
+            (403, "/c".to_owned())
+        ]
+    );
+    assert!(answers.1, "Connection: close was not honoured");
+    let ports: Vec<u16> = echo.seen().iter().map(|(_, port)| *port).collect();
+    assert_eq!(ports.len(), 3);
+    assert!(ports.iter().all(|port| *port == ports[0]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeout() {
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_millis(600));
+    let (first, second, idle_closed_after) = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            stream
+                .write_all(b"POST /read-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
+                .unwrap();
+            let first = read_response(&mut stream);
+            std::thread::sleep(Duration::from_millis(300));
+            stream
+                .write_all(b"GET /read-2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let second = read_response(&mut stream);
+            let idle_since = Instant::now();
+            assert!(closed(&mut stream), "the idle connection was not closed");
+            (first, second, idle_since.elapsed())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, (200, "/read-1 2".to_owned()));
+    assert_eq!(second, (200, "/read-2 0".to_owned()));
+    assert!(
+        idle_closed_after >= Duration::from_millis(500),
+        "closed after {idle_closed_after:?}, before the idle timeout"
+    );
+    let seen = echo.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unread_request_body_is_never_parsed_as_the_next_request() {
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (answer, was_closed) = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            // The handler answers `/deny` without reading its body, whose
+            // bytes are a request of their own.
+            let raw = format!(
+                "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            );
+            stream.write_all(raw.as_bytes()).unwrap();
+            let answer = read_response(&mut stream);
+            (answer, closed(&mut stream))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, (403, "/deny".to_owned()));
+    assert!(was_closed, "a connection with an unread body stayed open");
+    let paths: Vec<String> = echo.seen().into_iter().map(|(path, _)| path).collect();
+    assert_eq!(paths, ["/deny"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_closes_parked_connections_at_once() {
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let mut stream = connect(&server);
+    let stream = tokio::task::spawn_blocking(move || {
+        stream
+            .write_all(b"GET /read HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut stream).0, 200);
+        stream
+    })
+    .await
+    .unwrap();
+    // The drain waits for every connection; a parked one has nothing in
+    // flight and must not hold it for the 10 s drain timeout.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("the drain finished");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut stream = stream;
+    assert!(tokio::task::spawn_blocking(move || closed(&mut stream))
+        .await
+        .unwrap());
+}
