@@ -9,10 +9,10 @@ RUN apt-get update \
 RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin wix-elevator
+RUN cargo build --profile production --locked --target x86_64-unknown-linux-musl --bin wix-elevator
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/wix-elevator /usr/local/bin/wix-elevator
+COPY --from=build /src/target/x86_64-unknown-linux-musl/production/wix-elevator /usr/local/bin/wix-elevator
 COPY proxy.yaml /etc/wix-elevator/proxy.yaml
 COPY policies /etc/wix-elevator/policies
 # Inside a container the listeners must face the pod network; the admin

@@ -5,8 +5,8 @@
 #   bench/run.sh --quick    # a smoke run (about 2 minutes), same report, not a measurement
 #
 # It installs what is missing (nginx and wrk from Debian, oha from crates.io
-# into bench/.tools), builds the gateway and the bench programs in release
-# mode, then runs, in this order:
+# into bench/.tools), builds the gateway and the bench programs with the
+# `production` profile (what the Dockerfile ships), then runs, in this order:
 #   1. the criterion micro-benchmark of the request path (benches/request_path.rs);
 #   2. the scale checks (bench/programs/scale.rs): memory, invalid-token flood,
 #      single flight;
@@ -53,10 +53,12 @@ fi
 
 # 2. Build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-echo "==> building (release)"
-cargo build --release --locked --bin wix-elevator \
+# The `production` profile (fat LTO, one codegen unit) is what the
+# Dockerfile ships, so it is what is measured.
+echo "==> building (production profile)"
+cargo build --profile production --locked --bin wix-elevator \
     --example bench_upstream --example bench_driver --example bench_scale
-BIN="$CARGO_TARGET_DIR/release"
+BIN="$CARGO_TARGET_DIR/production"
 
 # 10,000 idle connections need as many file descriptors.
 hard="$(ulimit -Hn)"

@@ -1,7 +1,7 @@
 //! Who is calling: the identity the authenticate phase establishes and the
 //! authorize phase reads.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 /// The kinds of caller a rule can admit. Wix's `APP` and `UNKNOWN` subjects
 /// are never admitted, so they have no variant here.
@@ -53,17 +53,20 @@ pub enum IdentitySource {
 
 /// A verified caller. Every field came from Wix (token-info) or from a
 /// signature made with the app secret, never from the request itself.
+///
+/// The ids are shared strings: a caller is cloned out of the identity cache
+/// on every request, and one instance's id is shared by all its callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// Visitor, member or user.
     pub subject_type: CallerType,
     /// The visitor, member or user id.
-    pub subject_id: String,
+    pub subject_id: Arc<str>,
     /// The app's installation on the caller's site: the only instance an
     /// elevated call may act for.
-    pub instance_id: String,
+    pub instance_id: Arc<str>,
     /// The site, when Wix said.
-    pub site_id: Option<String>,
+    pub site_id: Option<Arc<str>>,
     /// How the identity was established.
     pub source: IdentitySource,
 }

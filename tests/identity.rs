@@ -84,6 +84,25 @@ async fn token_info_down_is_503_never_an_allow_and_never_cached() {
 }
 
 #[tokio::test]
+async fn a_burst_during_a_token_info_outage_shares_one_failed_call() {
+    let h = Harness::start().await;
+    let token = member_token(&h, |_| {});
+    // token-info hangs past the gateway's 1 s identity timeout: the requests
+    // that arrive meanwhile wait for that one call and share its failure
+    // instead of each retrying it in turn.
+    h.sandbox.set_token_info_fault(Some(Fault::Hang));
+    let requests = (0..20).map(|_| h.get(OWN_PROFILE, &token));
+    let responses = futures::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status() == 503));
+    assert_eq!(h.sandbox.stats().token_info_calls, 1);
+    assert!(h.sandbox.requests().is_empty());
+    // The failure was not kept: the next request asks again.
+    h.sandbox.set_token_info_fault(None);
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    assert_eq!(h.sandbox.stats().token_info_calls, 2);
+}
+
+#[tokio::test]
 async fn a_burst_of_first_requests_costs_one_token_info_call_and_one_mint() {
     let h = Harness::start().await;
     let token = member_token(&h, |_| {});

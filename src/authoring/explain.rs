@@ -90,9 +90,9 @@ pub fn parse_caller(text: &str, source: SourceArg) -> Result<Caller, String> {
     }
     Ok(Caller {
         subject_type,
-        subject_id: id.to_owned(),
-        instance_id: instance.to_owned(),
-        site_id: site.filter(|s| !s.is_empty()),
+        subject_id: id.into(),
+        instance_id: instance.into(),
+        site_id: site.filter(|s| !s.is_empty()).map(Into::into),
         source: match source {
             SourceArg::AccessToken => IdentitySource::AccessToken,
             SourceArg::SignedInstance => IdentitySource::SignedInstance,

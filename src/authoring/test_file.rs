@@ -218,9 +218,9 @@ fn case(file: &Path, at: Position, doc: CaseDoc) -> Result<Case, String> {
             };
             ProbeCaller::Known(Caller {
                 subject_type,
-                subject_id: c.id,
-                instance_id: c.instance,
-                site_id: c.site,
+                subject_id: c.id.into(),
+                instance_id: c.instance.into(),
+                site_id: c.site.map(Into::into),
                 source,
             })
         }

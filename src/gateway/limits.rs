@@ -87,7 +87,7 @@ impl RateLimits {
             }
             let key = match limit.key {
                 RateLimitKey::Caller => format!("{}:{}", caller.instance_id, caller.subject_id),
-                RateLimitKey::Instance => caller.instance_id.clone(),
+                RateLimitKey::Instance => caller.instance_id.to_string(),
                 RateLimitKey::Ip => peer.to_string(),
             };
             if let Err(not_until) = limit.limiter.check_key(&key) {

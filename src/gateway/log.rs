@@ -44,7 +44,7 @@ impl DecisionRecord {
     pub fn caller(&mut self, caller: &Caller) {
         self.caller_type = Some(caller.subject_type.as_str());
         self.caller = Some(fingerprint(caller.subject_id.as_bytes()));
-        self.instance = Some(caller.instance_id.clone());
+        self.instance = Some(caller.instance_id.to_string());
     }
 
     pub fn allow(&mut self, rule: &Rule) {

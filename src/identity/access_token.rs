@@ -1,15 +1,12 @@
 //! Access-token identities: token-info behind a single-flight cache.
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use http::HeaderValue;
-use moka::{future::Cache, Expiry};
+use quick_cache::{sync::Cache, DefaultHashBuilder, Lifecycle, UnitWeighter};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -20,60 +17,70 @@ use crate::{
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
 
+use super::interner::Interner;
+
 /// What token-info said about one token, as cached: only what the checks
 /// need, not token-info's whole answer, since up to `cache.identities` of
 /// these are kept (bench/programs/scale.rs measures them).
 #[derive(Clone)]
-enum Lookup {
+struct Lookup {
+    /// Until when the answer may be used, in milliseconds on the service's
+    /// clock: an active token no longer than it lives nor than
+    /// `cache.identity_ttl`, a refused one for `cache.negative_ttl`.
+    fresh_until_ms: u64,
+    answer: Answer,
+}
+
+#[derive(Clone)]
+enum Answer {
     /// An active token: when it expires (checked on every use), and the
     /// caller it speaks for, or why it speaks for no one we admit.
     Active {
         exp: Option<i64>,
-        caller: Result<Arc<Caller>, &'static str>,
+        caller: Result<Caller, &'static str>,
     },
     /// token-info said the token is not active.
     Inactive,
     /// token-info refused the token outright (4xx).
     Rejected,
+    /// token-info could not answer. Handed to the requests that waited on
+    /// the same call, never kept: the next request asks again.
+    Unavailable,
 }
 
-/// Cache lifetimes: an active token no longer than it lives nor than the
-/// configured maximum; an inactive or rejected one briefly.
-struct LookupExpiry {
-    max_ttl: Duration,
-    negative_ttl: Duration,
-}
+/// Counts the cache's evictions.
+#[derive(Clone)]
+struct CountEvictions(Arc<Metrics>);
 
-impl Expiry<[u8; 32], Lookup> for LookupExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        value: &Lookup,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(match value {
-            Lookup::Active { exp, .. } => {
-                let left = exp.unwrap_or(0).saturating_sub(unix_now());
-                self.max_ttl.min(Duration::from_secs(left.max(0) as u64))
-            }
-            Lookup::Inactive | Lookup::Rejected => self.negative_ttl,
-        })
+impl Lifecycle<[u8; 32], Lookup> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: [u8; 32], _lookup: Lookup) {
+        self.0.cache_event("identity", "eviction");
     }
 }
+
+type LookupCache = Cache<[u8; 32], Lookup, UnitWeighter, DefaultHashBuilder, CountEvictions>;
 
 /// Resolves access tokens to callers.
 #[derive(Clone)]
 pub struct IdentityService {
     wix: WixOAuth,
     app_id: String,
-    cache: Cache<[u8; 32], Lookup>,
+    cache: Arc<LookupCache>,
+    /// The clock `Lookup::fresh_until_ms` counts on.
+    started: Instant,
+    max_ttl: Duration,
+    negative_ttl: Duration,
+    /// Instance and site ids, one copy each however many callers share them.
+    ids: Arc<Interner>,
     metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for IdentityService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityService")
-            .field("cached", &self.cache.entry_count())
+            .field("cached", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -81,23 +88,22 @@ impl std::fmt::Debug for IdentityService {
 impl IdentityService {
     /// A service asking `wix`'s token-info, cached as `config` says.
     pub fn new(config: &Config, wix: WixOAuth, metrics: Arc<Metrics>) -> Self {
-        let evictions = metrics.clone();
-        let cache = Cache::builder()
-            .eviction_listener(move |_key, _value, cause| {
-                if cause.was_evicted() {
-                    evictions.cache_event("identity", "eviction");
-                }
-            })
-            .max_capacity(config.cache.identities)
-            .expire_after(LookupExpiry {
-                max_ttl: config.cache.identity_ttl,
-                negative_ttl: config.cache.negative_ttl,
-            })
-            .build();
+        let capacity = config.cache.identities.max(1);
+        let cache = Cache::with(
+            usize::try_from(capacity).unwrap_or(usize::MAX),
+            capacity,
+            UnitWeighter,
+            DefaultHashBuilder::default(),
+            CountEvictions(metrics.clone()),
+        );
         Self {
             wix,
             app_id: config.wix.app_id.clone(),
-            cache,
+            cache: Arc::new(cache),
+            started: Instant::now(),
+            max_ttl: config.cache.identity_ttl,
+            negative_ttl: config.cache.negative_ttl,
+            ids: Arc::new(Interner::default()),
             metrics,
         }
     }
@@ -105,18 +111,25 @@ impl IdentityService {
     /// The verified caller behind `token`.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, GatewayError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now_ms = self.now_ms();
         // Warm, this is a cache hit. The miss (a token-info call, single
         // flight per token) is boxed: inline, its future would make every
         // request's future several KiB larger.
-        let lookup = match self.cache.get(&key).await {
-            Some(lookup) => {
+        let answer = match self.cache.get(&key) {
+            Some(lookup) if lookup.fresh_until_ms > now_ms => {
                 self.metrics.cache_event("identity", "hit");
-                lookup
+                lookup.answer
             }
-            None => Box::pin(self.look_up(key, token)).await?,
+            stale => {
+                if stale.is_some() {
+                    self.cache
+                        .remove_if(&key, |lookup| lookup.fresh_until_ms <= now_ms);
+                }
+                Box::pin(self.look_up(key, token)).await?
+            }
         };
-        match lookup {
-            Lookup::Active { exp, caller } => {
+        match answer {
+            Answer::Active { exp, caller } => {
                 // Expiry first, on every use: a cached answer never outlives
                 // the token.
                 if exp.is_none_or(|exp| exp <= unix_now()) {
@@ -124,51 +137,67 @@ impl IdentityService {
                         "the access token has expired",
                     ));
                 }
-                caller
-                    .map(|caller| Caller::clone(&caller))
-                    .map_err(GatewayError::Unauthenticated)
+                caller.map_err(GatewayError::Unauthenticated)
             }
-            Lookup::Inactive => Err(GatewayError::Unauthenticated(
+            Answer::Inactive => Err(GatewayError::Unauthenticated(
                 "the access token is not active",
             )),
-            Lookup::Rejected => Err(GatewayError::Unauthenticated(
+            Answer::Rejected => Err(GatewayError::Unauthenticated(
                 "the access token is not valid",
             )),
+            Answer::Unavailable => Err(GatewayError::IdentityUnavailable),
         }
     }
 
-    /// Asks token-info about `token`, one call per key at a time.
-    async fn look_up(&self, key: [u8; 32], token: &str) -> Result<Lookup, GatewayError> {
-        let asked = AtomicBool::new(false);
-        let lookup = self
-            .cache
-            .try_get_with(key, async {
-                asked.store(true, Ordering::Relaxed);
-                match self.wix.token_info(token).await {
-                    Ok(info) if info.active => Ok(Lookup::Active {
-                        exp: info.exp,
-                        caller: self.caller(info).map(Arc::new),
-                    }),
-                    Ok(_) => Ok(Lookup::Inactive),
-                    Err(WixCallError::Rejected(status)) => {
-                        tracing::debug!(status, "token-info rejected the token");
-                        Ok(Lookup::Rejected)
-                    }
-                    Err(error @ WixCallError::Unavailable(_)) => Err(error),
-                }
-            })
-            .await;
-        // A waiter that got another request's answer asked nothing: a hit.
-        let event = if asked.load(Ordering::Relaxed) {
-            "miss"
-        } else {
-            "hit"
+    /// Asks token-info about `token`, one call per key at a time: requests
+    /// for the same token meanwhile wait for that call's answer.
+    async fn look_up(&self, key: [u8; 32], token: &str) -> Result<Answer, GatewayError> {
+        let guard = match self.cache.get_value_or_guard_async(&key).await {
+            Ok(lookup) => {
+                // Another request's call answered: a hit for this one.
+                self.metrics.cache_event("identity", "hit");
+                return Ok(lookup.answer);
+            }
+            Err(guard) => guard,
         };
-        self.metrics.cache_event("identity", event);
-        lookup.map_err(|error| {
-            tracing::warn!(%error, "token-info call failed");
-            GatewayError::IdentityUnavailable
-        })
+        self.metrics.cache_event("identity", "miss");
+        let (answer, ttl) = match self.wix.token_info(token).await {
+            Ok(info) if info.active => {
+                let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
+                let answer = Answer::Active {
+                    exp: info.exp,
+                    caller: self.caller(info),
+                };
+                let ttl = self.max_ttl.min(Duration::from_secs(left.max(0) as u64));
+                (answer, ttl)
+            }
+            Ok(_) => (Answer::Inactive, self.negative_ttl),
+            Err(WixCallError::Rejected(status)) => {
+                tracing::debug!(status, "token-info rejected the token");
+                (Answer::Rejected, self.negative_ttl)
+            }
+            Err(error @ WixCallError::Unavailable(_)) => {
+                tracing::warn!(%error, "token-info call failed");
+                (Answer::Unavailable, Duration::ZERO)
+            }
+        };
+        let lookup = Lookup {
+            fresh_until_ms: self.now_ms().saturating_add(ttl.as_millis() as u64),
+            answer: answer.clone(),
+        };
+        let unavailable = matches!(answer, Answer::Unavailable);
+        let _ = guard.insert(lookup);
+        if unavailable {
+            // The waiters have the answer from the placeholder; the cache
+            // must not keep it.
+            self.cache
+                .remove_if(&key, |lookup| matches!(lookup.answer, Answer::Unavailable));
+        }
+        Ok(answer)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// Applies every check `@wix/sdk` leaves out, but expiry (checked on
@@ -192,9 +221,9 @@ impl IdentityService {
             .ok_or("the access token has no subject")?;
         Ok(Caller {
             subject_type,
-            subject_id,
-            instance_id,
-            site_id: info.site_id,
+            subject_id: subject_id.into(),
+            instance_id: self.ids.intern(&instance_id),
+            site_id: info.site_id.as_deref().map(|site| self.ids.intern(site)),
             source: IdentitySource::AccessToken,
         })
     }

@@ -53,9 +53,9 @@ pub fn caller_from_signed_instance(
     };
     Ok(Caller {
         subject_type,
-        subject_id,
-        instance_id,
-        site_id: payload.meta_site_id.clone(),
+        subject_id: subject_id.into(),
+        instance_id: instance_id.into(),
+        site_id: payload.meta_site_id.as_deref().map(Into::into),
         source: IdentitySource::SignedInstance,
     })
 }

@@ -9,6 +9,7 @@
 //! nothing is cached: doubt never allows.
 
 mod access_token;
+mod interner;
 
 pub use access_token::{token_from_header, IdentityService};
 mod instance_caller;

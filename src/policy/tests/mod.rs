@@ -42,9 +42,9 @@ pub(super) fn errors(sources: &[(&str, &str)]) -> Vec<String> {
 pub(super) fn member(id: &str) -> Caller {
     Caller {
         subject_type: CallerType::Member,
-        subject_id: id.to_owned(),
-        instance_id: "inst-1".to_owned(),
-        site_id: Some("site-1".to_owned()),
+        subject_id: id.into(),
+        instance_id: "inst-1".into(),
+        site_id: Some("site-1".into()),
         source: IdentitySource::AccessToken,
     }
 }
