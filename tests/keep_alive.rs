@@ -70,6 +70,12 @@ fn connect(server: &Server) -> TcpStream {
 /// Reads one response whose body has a `content-length`; returns the status
 /// and the body.
 fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let (status, _, body) = read_response_head(stream);
+    (status, body)
+}
+
+/// Like [`read_response`], with the response head too.
+fn read_response_head(stream: &mut TcpStream) -> (u16, String, String) {
     let mut head = Vec::new();
     let mut byte = [0; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -90,7 +96,7 @@ fn read_response(stream: &mut TcpStream) -> (u16, String) {
         .unwrap();
     let mut body = vec![0; length];
     stream.read_exact(&mut body).unwrap();
-    (status, String::from_utf8(body).unwrap())
+    (status, head, String::from_utf8(body).unwrap())
 }
 
 /// Whether the server closed the connection (read sees the end of stream).
@@ -219,4 +225,36 @@ async fn shutdown_closes_parked_connections_at_once() {
     assert!(tokio::task::spawn_blocking(move || closed(&mut stream))
         .await
         .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_asks_again_at_once_keeps_its_connection() {
+    // Each request is written the moment the previous response is read:
+    // it must start the next exchange, never slip into the one ending and
+    // be answered with `Connection: close`.
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let mut stream = connect(&server);
+    let closing = tokio::task::spawn_blocking(move || {
+        let mut closing = Vec::new();
+        for i in 0..2_000 {
+            let request = format!("GET /read-{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            stream.write_all(request.as_bytes()).unwrap();
+            let (status, head, body) = read_response_head(&mut stream);
+            assert_eq!((status, body), (200, format!("/read-{i} 0")));
+            if head.to_ascii_lowercase().contains("connection: close") {
+                closing.push(i);
+            }
+        }
+        closing
+    })
+    .await
+    .unwrap();
+    assert!(
+        closing.is_empty(),
+        "answered with Connection: close: {closing:?}"
+    );
+    let seen = echo.seen();
+    assert_eq!(seen.len(), 2_000);
+    assert!(seen.iter().all(|(_, port)| *port == seen[0].1));
 }

@@ -243,10 +243,10 @@ pub fn token_from_header(value: &HeaderValue) -> Result<&str, GatewayError> {
         }
         _ => value,
     };
-    // Bytes, not chars: `to_str` already refused everything but visible
-    // ASCII and tab, and a byte scan of a 1 KiB token is several times
-    // cheaper than decoding it char by char (callgrind: 4k instructions).
-    if token.is_empty() || token.bytes().any(|b| b.is_ascii_whitespace()) {
+    // `to_str` already refused everything but visible ASCII, space and tab,
+    // so those two are the only whitespace left to find; memchr scans a
+    // 1 KiB token several bytes at a time.
+    if token.is_empty() || memchr::memchr2(b' ', b'\t', token.as_bytes()).is_some() {
         return Err(GatewayError::Unauthenticated(
             "the Authorization header is not a token",
         ));
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(token_from_header(&raw).unwrap(), "OauthNG.JWS.a.b.c");
         let bearer = HeaderValue::from_static("bearer  OauthNG.JWS.a.b.c");
         assert_eq!(token_from_header(&bearer).unwrap(), "OauthNG.JWS.a.b.c");
-        for bad in ["", "Bearer ", "a b"] {
+        for bad in ["", "Bearer ", "a b", "a\tb"] {
             assert!(
                 token_from_header(&HeaderValue::from_static(bad)).is_err(),
                 "{bad}"

@@ -94,16 +94,23 @@ impl hyper::body::Body for IncomingBody {
     }
 }
 
-/// A TCP stream that first yields `pending`: bytes already read from it
-/// (pipelined requests) that the next connection state must see first.
+/// A TCP stream as one exchange sees it: it first yields `pending`, bytes
+/// already read from it (pipelined requests), and yields nothing once the
+/// exchange's response is done (the connection's task polls hyper again
+/// when it shuts the exchange down, so no wake-up is lost).
 pub(super) struct Replay<S> {
     pending: Bytes,
     stream: S,
+    exchange: Arc<Exchange>,
 }
 
 impl<S> Replay<S> {
-    pub(super) fn new(pending: Bytes, stream: S) -> Self {
-        Self { pending, stream }
+    pub(super) fn new(pending: Bytes, stream: S, exchange: Arc<Exchange>) -> Self {
+        Self {
+            pending,
+            stream,
+            exchange,
+        }
     }
 
     /// The stream and whatever of `pending` was not read.
@@ -118,6 +125,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.exchange.reads_paused() {
+            return Poll::Pending;
+        }
         if self.pending.is_empty() {
             return Pin::new(&mut self.stream).poll_read(cx, buf);
         }

@@ -34,6 +34,9 @@ pub(crate) struct Exchange {
     requests: AtomicUsize,
     bodies_read: AtomicUsize,
     client_closes: AtomicBool,
+    /// Set once the response is done; from then on hyper reads nothing more
+    /// (see [`Exchange::reads_paused`]).
+    response_done: AtomicBool,
     responded: Notify,
 }
 
@@ -49,6 +52,15 @@ impl Exchange {
 
     pub(super) fn body_read(&self) {
         self.bodies_read.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether hyper must not be handed more bytes: once the response is
+    /// done, the next request is for the next exchange. Without this, a
+    /// client quick to send its next request could have hyper start it
+    /// before the graceful shutdown lands, and that request would be
+    /// answered with `Connection: close`.
+    pub(super) fn reads_paused(&self) -> bool {
+        self.response_done.load(Ordering::Acquire)
     }
 
     /// Whether the socket is fit for the next request: exactly one request
@@ -67,6 +79,7 @@ struct Responding(Arc<Exchange>);
 
 impl Drop for Responding {
     fn drop(&mut self) {
+        self.0.response_done.store(true, Ordering::Release);
         self.0.responded.notify_one();
     }
 }
@@ -136,7 +149,7 @@ impl<H: Handler> Connection<H> {
                 })
             })
         };
-        let io = TokioIo::new(Replay::new(pending, stream));
+        let io = TokioIo::new(Replay::new(pending, stream, exchange.clone()));
         let mut connection = self.builders.http1.serve_connection(io, service);
         let mut shutting_down = false;
         let mut draining = None::<tokio::time::Instant>;
