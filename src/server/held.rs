@@ -3,55 +3,15 @@
 //! idle timer closes them gracefully once no request has been in flight
 //! for `idle_timeout`.
 
-use std::{
-    convert::Infallible,
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
-};
+use std::{convert::Infallible, time::Duration};
 
 use http::Request;
 use hyper::body::Incoming;
 
-use super::{Connection, GuardedBody, Handler, IncomingBody};
-
-/// What the idle timer reads: requests in flight on this connection, and
-/// when the last one ended.
-struct Activity {
-    started: Instant,
-    in_flight: AtomicUsize,
-    last_done_ms: AtomicU64,
-}
-
-impl Activity {
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
-        Some(self.started.elapsed().saturating_sub(last))
-    }
-}
-
-/// Marks a connection busy for as long as it lives.
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn new(activity: Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self(activity)
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let now = self.0.started.elapsed().as_millis() as u64;
-        self.0.last_done_ms.store(now, Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use super::{
+    activity::{Activity, Busy},
+    Connection, GuardedBody, Handler, IncomingBody,
+};
 
 impl<H: Handler> Connection<H> {
     /// Serves HTTP on `io` until the peer leaves, the connection idles out,
@@ -67,11 +27,7 @@ impl<H: Handler> Connection<H> {
             options,
             mut stopped,
         } = self;
-        let activity = Arc::new(Activity {
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_done_ms: AtomicU64::new(0),
-        });
+        let activity = Activity::new();
         let tracked = activity.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let handler = handler.clone();

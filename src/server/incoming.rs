@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::parked::Exchange;
+use super::parked::Session;
 
 /// A request body as handlers receive it: hyper's body, plus (on a
 /// connection parked between requests) a note to the connection once the
@@ -24,7 +24,7 @@ use super::parked::Exchange;
 pub struct IncomingBody {
     inner: Incoming,
     /// Taken when the end is reached, so the end is counted once.
-    exchange: Option<Arc<Exchange>>,
+    session: Option<Arc<Session>>,
 }
 
 impl IncomingBody {
@@ -32,15 +32,15 @@ impl IncomingBody {
     pub(super) fn untracked(inner: Incoming) -> Self {
         Self {
             inner,
-            exchange: None,
+            session: None,
         }
     }
 
-    /// A body that tells `exchange` when it has been read whole.
-    pub(super) fn tracked(inner: Incoming, exchange: Arc<Exchange>) -> Self {
+    /// A body that tells `session` when it has been read whole.
+    pub(super) fn tracked(inner: Incoming, session: Arc<Session>) -> Self {
         let mut body = Self {
             inner,
-            exchange: Some(exchange),
+            session: Some(session),
         };
         body.note_end();
         body
@@ -48,8 +48,8 @@ impl IncomingBody {
 
     fn note_end(&mut self) {
         if self.inner.is_end_stream() {
-            if let Some(exchange) = self.exchange.take() {
-                exchange.body_read();
+            if let Some(session) = self.session.take() {
+                session.body_read();
             }
         }
     }
@@ -76,8 +76,8 @@ impl hyper::body::Body for IncomingBody {
             // every frame as well.
             Poll::Ready(Some(Ok(_))) => self.note_end(),
             Poll::Ready(None) => {
-                if let Some(exchange) = self.exchange.take() {
-                    exchange.body_read();
+                if let Some(session) = self.session.take() {
+                    session.body_read();
                 }
             }
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
@@ -94,23 +94,16 @@ impl hyper::body::Body for IncomingBody {
     }
 }
 
-/// A TCP stream as one exchange sees it: it first yields `pending`, bytes
-/// already read from it (pipelined requests), and yields nothing once the
-/// exchange's response is done (the connection's task polls hyper again
-/// when it shuts the exchange down, so no wake-up is lost).
+/// A TCP stream that first yields `pending`: bytes already read from it
+/// (pipelined requests) that the next hyper connection must see first.
 pub(super) struct Replay<S> {
     pending: Bytes,
     stream: S,
-    exchange: Arc<Exchange>,
 }
 
 impl<S> Replay<S> {
-    pub(super) fn new(pending: Bytes, stream: S, exchange: Arc<Exchange>) -> Self {
-        Self {
-            pending,
-            stream,
-            exchange,
-        }
+    pub(super) fn new(pending: Bytes, stream: S) -> Self {
+        Self { pending, stream }
     }
 
     /// The stream and whatever of `pending` was not read.
@@ -125,9 +118,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.exchange.reads_paused() {
-            return Poll::Pending;
-        }
         if self.pending.is_empty() {
             return Pin::new(&mut self.stream).poll_read(cx, buf);
         }

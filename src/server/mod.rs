@@ -7,6 +7,7 @@
 //! ([`parked`]); TLS and HTTP/2 connections stay with hyper for their whole
 //! life ([`held`]).
 
+mod activity;
 mod held;
 mod incoming;
 mod parked;

@@ -1,12 +1,13 @@
-//! Cleartext HTTP/1 connections, parked outside hyper between requests.
+//! Cleartext HTTP/1 connections, parked outside hyper while idle.
 //!
 //! hyper keeps a connection's read and write buffers (16 KiB or more) for as
-//! long as the connection lives, idle or not. Here a connection gets hyper's
-//! state only while it serves a request: when the socket turns readable a
-//! fresh hyper connection serves one exchange, is shut down gracefully once
-//! its response is written (the response already went out without
-//! `Connection: close`), and hands the socket back. An idle keep-alive
-//! connection then costs a socket and a small task, like nginx's.
+//! long as the connection lives, idle or not. Here a connection has hyper's
+//! state only while it is in use: when the socket turns readable a fresh
+//! hyper connection serves requests as they come, and once none has been in
+//! flight for [`PARK_AFTER`] it is shut down gracefully (an idle hyper
+//! connection closes at once, having announced nothing) and hands the
+//! socket back. An idle keep-alive connection then costs a socket and a
+//! small task, as in nginx, while a busy one never pays for the hand-over.
 
 use std::{
     convert::Infallible,
@@ -15,32 +16,37 @@ use std::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
 use http::{header, Request, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, sync::Notify};
+use tokio::net::TcpStream;
 
 use super::{
+    activity::{Activity, Busy},
     incoming::{IncomingBody, Replay},
     Connection, GuardedBody, Handler,
 };
 
-/// What one exchange's request and response tell the connection.
+/// How long a connection with no request in flight keeps hyper's state
+/// before it is parked. Short: connections under load never go this long
+/// without a request, and every session held past its last request keeps
+/// hyper's buffers (measured by bench/programs/scale.rs, where 10,000
+/// clients connect one after the other: 500 ms cost 20 MiB more).
+const PARK_AFTER: Duration = Duration::from_millis(50);
+
+/// What the requests of one session tell the connection.
 #[derive(Default)]
-pub(crate) struct Exchange {
+pub(crate) struct Session {
     requests: AtomicUsize,
     bodies_read: AtomicUsize,
     client_closes: AtomicBool,
-    /// Set once the response is done; from then on hyper reads nothing more
-    /// (see [`Exchange::reads_paused`]).
-    response_done: AtomicBool,
-    responded: Notify,
 }
 
-impl Exchange {
+impl Session {
     /// Counts `request` in and gives it a body that reports its end.
     fn admit(self: &Arc<Self>, request: Request<Incoming>) -> Request<IncomingBody> {
         self.requests.fetch_add(1, Ordering::AcqRel);
@@ -54,33 +60,14 @@ impl Exchange {
         self.bodies_read.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Whether hyper must not be handed more bytes: once the response is
-    /// done, the next request is for the next exchange. Without this, a
-    /// client quick to send its next request could have hyper start it
-    /// before the graceful shutdown lands, and that request would be
-    /// answered with `Connection: close`.
-    pub(super) fn reads_paused(&self) -> bool {
-        self.response_done.load(Ordering::Acquire)
-    }
-
-    /// Whether the socket is fit for the next request: exactly one request
-    /// was served (a second one, pipelined, may have been answered with
-    /// `Connection: close` once the shutdown began), its body was read
-    /// whole, and the client did not ask to close.
+    /// Whether the socket is fit for another request once hyper let go of
+    /// it: every request body was read whole (unread bytes must never be
+    /// parsed as a request) and the client did not ask to close.
     fn reusable(&self) -> bool {
-        self.requests.load(Ordering::Acquire) == 1
-            && self.bodies_read.load(Ordering::Acquire) == 1
+        let requests = self.requests.load(Ordering::Acquire);
+        requests > 0
+            && self.bodies_read.load(Ordering::Acquire) == requests
             && !self.client_closes.load(Ordering::Acquire)
-    }
-}
-
-/// Notifies the exchange when the response is done, sent or dropped.
-struct Responding(Arc<Exchange>);
-
-impl Drop for Responding {
-    fn drop(&mut self) {
-        self.0.response_done.store(true, Ordering::Release);
-        self.0.responded.notify_one();
     }
 }
 
@@ -104,13 +91,14 @@ fn keeps_alive<B>(request: &Request<B>) -> bool {
 }
 
 impl<H: Handler> Connection<H> {
-    /// Serves HTTP/1 on `stream` one exchange at a time, holding no buffer
-    /// while the connection waits for its next request.
+    /// Serves HTTP/1 on `stream`, holding no buffer while the connection
+    /// waits for its next request.
     pub(super) async fn serve_parked(mut self, mut stream: TcpStream) {
         let wait_limit = self
             .options
             .idle_timeout
             .min(self.options.header_read_timeout);
+        let park_after = PARK_AFTER.min(wait_limit);
         let mut pending = Bytes::new();
         loop {
             if pending.is_empty() {
@@ -118,52 +106,72 @@ impl<H: Handler> Connection<H> {
                     biased;
                     _ = self.stopped.wait_for(|stopped| *stopped) => return,
                     readable = stream.readable() => if readable.is_err() { return },
-                    _ = tokio::time::sleep(wait_limit) => return,
+                    _ = tokio::time::sleep(wait_limit - park_after) => return,
                 }
             }
-            // Boxed so that hyper's state is allocated only for the exchange,
+            // Boxed so that hyper's state is allocated only for the session,
             // not kept in the task while the connection is parked.
-            match Box::pin(self.exchange(stream, pending)).await {
+            match Box::pin(self.session(stream, pending, park_after)).await {
                 Some((returned, rest)) => (stream, pending) = (returned, rest),
                 None => return,
             }
         }
     }
 
-    /// Serves one request with a fresh hyper connection. Returns the socket
-    /// and any bytes read past the request when the connection may serve
-    /// another one.
-    async fn exchange(&mut self, stream: TcpStream, pending: Bytes) -> Option<(TcpStream, Bytes)> {
-        let exchange = Arc::new(Exchange::default());
+    /// Serves requests with a fresh hyper connection until none has been in
+    /// flight for `park_after`. Returns the socket and any bytes read past
+    /// the last request when the connection may serve more.
+    async fn session(
+        &mut self,
+        stream: TcpStream,
+        pending: Bytes,
+        park_after: Duration,
+    ) -> Option<(TcpStream, Bytes)> {
+        let session = Arc::new(Session::default());
+        let activity = Activity::new();
         let service = {
             let handler = self.handler.clone();
-            let exchange = exchange.clone();
+            let session = session.clone();
+            let activity = activity.clone();
             let peer = self.peer;
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let handler = handler.clone();
-                let request = exchange.admit(request);
-                let responding = Responding(exchange.clone());
+                let request = session.admit(request);
+                // Busy until the response is done, sent or dropped.
+                let busy = Busy::new(activity.clone());
                 Box::pin(async move {
                     let response = handler.handle(request, peer).await;
-                    Ok::<_, Infallible>(response.map(|body| GuardedBody::boxed(body, responding)))
+                    Ok::<_, Infallible>(response.map(|body| GuardedBody::boxed(body, busy)))
                 })
             })
         };
-        let io = TokioIo::new(Replay::new(pending, stream, exchange.clone()));
+        let io = TokioIo::new(Replay::new(pending, stream));
         let mut connection = self.builders.http1.serve_connection(io, service);
-        let mut shutting_down = false;
+        let park = tokio::time::sleep(park_after);
+        tokio::pin!(park);
+        let mut parking = false;
         let mut draining = None::<tokio::time::Instant>;
         let stopped = &mut self.stopped;
         let result = loop {
             tokio::select! {
                 result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break result,
-                _ = exchange.responded.notified(), if !shutting_down => {
-                    std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    shutting_down = true;
+                _ = park.as_mut(), if !parking => {
+                    match activity.idle_for() {
+                        // Idle long enough: an idle hyper connection closes
+                        // at once on a graceful shutdown.
+                        Some(idle) if idle >= park_after => {
+                            std::pin::Pin::new(&mut connection).graceful_shutdown();
+                            parking = true;
+                        }
+                        idle => {
+                            let left = park_after - idle.unwrap_or_default();
+                            park.as_mut().reset(tokio::time::Instant::now() + left);
+                        }
+                    }
                 }
                 _ = stopped.wait_for(|stopped| *stopped), if draining.is_none() => {
                     std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    shutting_down = true;
+                    parking = true;
                     draining = Some(tokio::time::Instant::now() + self.options.drain_timeout);
                 }
                 _ = tokio::time::sleep_until(draining.unwrap_or_else(tokio::time::Instant::now)), if draining.is_some() => {
@@ -176,7 +184,9 @@ impl<H: Handler> Connection<H> {
             tracing::debug!(%error, "connection ended with an error");
             return None;
         }
-        if draining.is_some() || !exchange.reusable() {
+        // Without a graceful shutdown of ours, hyper ended the connection
+        // itself: the client closed it or asked to.
+        if !parking || draining.is_some() || !session.reusable() {
             return None;
         }
         let parts = connection.into_parts();
