@@ -60,18 +60,18 @@ impl DecisionLog {
         })
     }
 
-    /// Appends one record; never blocks on I/O.
-    pub fn record(&self, record: &impl serde::Serialize) {
+    /// Appends one record, which `write` puts as one JSON object on the end
+    /// of the buffer it is given; never blocks on I/O.
+    pub fn record(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let Some(pending) = &self.pending else { return };
         let mut buffer = pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let start = buffer.len();
-        if start > MAX_PENDING || serde_json::to_writer(&mut *buffer, record).is_err() {
-            buffer.truncate(start);
+        if buffer.len() > MAX_PENDING {
             self.dropped.inc();
             return;
         }
+        write(&mut buffer);
         buffer.push(b'\n');
     }
 }

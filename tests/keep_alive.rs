@@ -260,3 +260,38 @@ async fn a_client_that_asks_again_at_once_keeps_its_connection() {
     assert_eq!(seen.len(), 2_000);
     assert!(seen.iter().all(|(_, port)| *port == seen[0].1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_sent_in_pieces_is_answered_without_closing() {
+    // A slow client's head arrives in two pieces 200 ms apart, on a new
+    // connection and again on one parked after its first request: the
+    // connection must wait for it, not shut down half-way through it.
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let heads = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            let mut heads = Vec::new();
+            for i in 0..2 {
+                stream.write_all(b"GET /read HTTP/1.1\r\nHo").unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                stream.write_all(b"st: x\r\n\r\n").unwrap();
+                let (status, head, _) = read_response_head(&mut stream);
+                heads.push((status, head.to_ascii_lowercase()));
+                if i == 0 {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+            heads
+        }
+    })
+    .await
+    .unwrap();
+    for (status, head) in heads {
+        assert_eq!(status, 200);
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+    let seen = echo.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+}

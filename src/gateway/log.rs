@@ -3,13 +3,12 @@
 //! is logged as a fingerprint.
 
 use std::{
+    io::Write as _,
     net::SocketAddr,
     time::{Duration, Instant, SystemTime},
 };
 
 use http::{HeaderValue, Method, StatusCode};
-
-use serde::Serialize;
 
 use crate::{
     caller::Caller,
@@ -97,7 +96,7 @@ impl DecisionRecord {
             metrics.upstream_duration.observe(upstream.as_secs_f64());
         }
         // Written straight from borrowed fields: no intermediate JSON tree.
-        log.record(&Line {
+        let line = Line {
             ts: humantime::format_rfc3339_millis(SystemTime::now()),
             request_id: done.request_id,
             peer: done.peer.ip(),
@@ -116,14 +115,14 @@ impl DecisionRecord {
             retried: self.retried,
             latency_ms: done.latency.as_secs_f64() * 1000.0,
             upstream_ms: self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
-        });
+        };
+        log.record(|out| line.write_json(out));
     }
 }
 
 /// One line of the decision log, as written.
-#[derive(Serialize)]
+/// One decision record as written: borrowed from the record, nothing copied.
 struct Line<'a> {
-    #[serde(serialize_with = "display")]
     ts: humantime::Rfc3339Timestamp,
     request_id: &'a str,
     peer: std::net::IpAddr,
@@ -144,11 +143,97 @@ struct Line<'a> {
     upstream_ms: Option<f64>,
 }
 
-fn display<S: serde::Serializer>(
-    value: &impl std::fmt::Display,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
+impl Line<'_> {
+    /// The line as one JSON object, written field by field: serde_json's
+    /// escaping scan of every string was the largest cost of the record
+    /// (bench/profile-notes.md), and almost every value here needs none.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut object = JsonObject::new(out);
+        object.display("ts", &self.ts);
+        object.string("request_id", Some(self.request_id));
+        object.display("peer", &self.peer);
+        object.string("method", Some(self.method));
+        object.string("path", self.path);
+        object.string("decision", Some(self.decision));
+        object.string("reason", self.reason);
+        object.string("rule", self.rule);
+        object.string("mode", self.mode);
+        object.string("caller_type", self.caller_type);
+        object.string("caller", self.caller);
+        object.string("instance", self.instance);
+        object.raw("status", Some(self.status));
+        object.raw("upstream_status", self.upstream_status);
+        object.string("wix_request_id", self.wix_request_id);
+        object.raw("retried", Some(self.retried));
+        object.raw("latency_ms", Some(self.latency_ms));
+        object.raw("upstream_ms", self.upstream_ms);
+        object.end();
+    }
+}
+
+/// Writes a JSON object's members in order.
+struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    opened: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self { out, opened: false }
+    }
+
+    fn key(&mut self, name: &str) {
+        self.out.push(if self.opened { b',' } else { b'{' });
+        self.opened = true;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A string member, or `null`.
+    fn string(&mut self, name: &str, value: Option<&str>) {
+        self.key(name);
+        let Some(value) = value else {
+            self.out.extend_from_slice(b"null");
+            return;
+        };
+        let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+        if plain {
+            self.out.push(b'"');
+            self.out.extend_from_slice(value.as_bytes());
+            self.out.push(b'"');
+        } else {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.out, value);
+        }
+    }
+
+    /// A member whose `Display` is a JSON string that needs no escaping
+    /// (timestamps, IP addresses).
+    fn display(&mut self, name: &str, value: &impl std::fmt::Display) {
+        self.key(name);
+        self.out.push(b'"');
+        let _ = write!(self.out, "{value}");
+        self.out.push(b'"');
+    }
+
+    /// A number or boolean member, or `null`.
+    fn raw(&mut self, name: &str, value: Option<impl std::fmt::Display>) {
+        self.key(name);
+        match value {
+            Some(value) => {
+                let _ = write!(self.out, "{value}");
+            }
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn end(self) {
+        if !self.opened {
+            self.out.push(b'{');
+        }
+        self.out.push(b'}');
+    }
 }
 
 /// A request being answered: its decision record, written exactly once —
@@ -236,4 +321,62 @@ pub(super) struct Finished<'a> {
     pub peer: SocketAddr,
     pub status: StatusCode,
     pub latency: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(path: Option<&'a str>, upstream_ms: Option<f64>) -> Line<'a> {
+        Line {
+            ts: humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH),
+            request_id: "abc",
+            peer: "::1".parse().unwrap(),
+            method: "GET",
+            path,
+            decision: "deny",
+            reason: None,
+            rule: Some("r-1"),
+            mode: Some("elevate"),
+            caller_type: None,
+            caller: None,
+            instance: Some("inst"),
+            status: 403,
+            upstream_status: None,
+            wix_request_id: None,
+            retried: false,
+            latency_ms: 0.25,
+            upstream_ms,
+        }
+    }
+
+    fn parsed(line: &Line<'_>) -> serde_json::Value {
+        let mut out = Vec::new();
+        line.write_json(&mut out);
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn a_line_is_one_json_object_with_every_field() {
+        let value = parsed(&line(Some("/a/b"), Some(1.5)));
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "ts": "1970-01-01T00:00:00.000Z", "request_id": "abc", "peer": "::1",
+                "method": "GET", "path": "/a/b", "decision": "deny", "reason": null,
+                "rule": "r-1", "mode": "elevate", "caller_type": null, "caller": null,
+                "instance": "inst", "status": 403, "upstream_status": null,
+                "wix_request_id": null, "retried": false, "latency_ms": 0.25,
+                "upstream_ms": 1.5,
+            })
+        );
+    }
+
+    #[test]
+    fn strings_that_need_escaping_are_escaped() {
+        let tricky = "/a\"b\\c\n\u{1}é";
+        let value = parsed(&line(Some(tricky), None));
+        assert_eq!(value["path"], tricky);
+        assert_eq!(value["upstream_ms"], serde_json::Value::Null);
+    }
 }

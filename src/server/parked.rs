@@ -56,6 +56,10 @@ impl Session {
         request.map(|body| IncomingBody::tracked(body, self.clone()))
     }
 
+    fn served_any(&self) -> bool {
+        self.requests.load(Ordering::Acquire) > 0
+    }
+
     pub(super) fn body_read(&self) {
         self.bodies_read.fetch_add(1, Ordering::AcqRel);
     }
@@ -157,14 +161,18 @@ impl<H: Handler> Connection<H> {
                 result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break result,
                 _ = park.as_mut(), if !parking => {
                     match activity.idle_for() {
-                        // Idle long enough: an idle hyper connection closes
-                        // at once on a graceful shutdown.
-                        Some(idle) if idle >= park_after => {
+                        // Idle long enough after a request: an idle hyper
+                        // connection closes at once on a graceful shutdown.
+                        // Before the first request the wait is hyper's (its
+                        // header-read timeout), so that a client slow to
+                        // send its head is not cut off.
+                        Some(idle) if idle >= park_after && session.served_any() => {
                             std::pin::Pin::new(&mut connection).graceful_shutdown();
                             parking = true;
                         }
                         idle => {
-                            let left = park_after - idle.unwrap_or_default();
+                            let left = park_after.saturating_sub(idle.unwrap_or_default());
+                            let left = if left.is_zero() { park_after } else { left };
                             park.as_mut().reset(tokio::time::Instant::now() + left);
                         }
                     }
