@@ -25,7 +25,9 @@ impl<H: Handler> Connection<H> {
             handler,
             builders,
             options,
-            mut stopped,
+            stopped,
+            _open,
+            _slot,
         } = self;
         let activity = Activity::new();
         let tracked = activity.clone();
@@ -52,7 +54,7 @@ impl<H: Handler> Connection<H> {
         // answers the GOAWAY's ping) is dropped after this long.
         let grace = options.idle_timeout.min(Duration::from_secs(5));
         let mut closing = None::<tokio::time::Instant>;
-        if *stopped.borrow() {
+        if stopped.is_cancelled() {
             connection.as_mut().graceful_shutdown();
             closing = Some(tokio::time::Instant::now() + options.drain_timeout);
         }
@@ -64,7 +66,7 @@ impl<H: Handler> Connection<H> {
                     }
                     return;
                 }
-                _ = stopped.changed(), if closing.is_none() => {
+                _ = stopped.cancelled(), if closing.is_none() => {
                     connection.as_mut().graceful_shutdown();
                     closing = Some(tokio::time::Instant::now() + options.drain_timeout);
                 }

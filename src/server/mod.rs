@@ -25,9 +25,10 @@ use hyper_util::{
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{watch, Semaphore},
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinHandle,
 };
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
 use crate::{body::Body, tls::TlsTerminator};
@@ -83,7 +84,8 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    /// Cancelled on shutdown, or when the server is dropped.
+    stop: DropGuard,
     task: JoinHandle<()>,
 }
 
@@ -93,8 +95,14 @@ impl Server {
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, Arc::new(handler), options, stopped));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::new(handler),
+            options,
+            stop.clone(),
+        ));
+        let stop = stop.drop_guard();
         Self { addr, stop, task }
     }
 
@@ -106,7 +114,7 @@ impl Server {
     /// Stops accepting, lets in-flight requests finish (up to the drain
     /// timeout), then returns.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.stop.disarm().cancel();
         let _ = self.task.await;
     }
 }
@@ -115,7 +123,7 @@ async fn accept_loop<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     options: ServerOptions,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 ) {
     let builders = Arc::new(Builders::new(&options));
     let max = options.max_connections.clamp(1, u32::MAX as usize);
@@ -125,7 +133,7 @@ async fn accept_loop<H: Handler>(
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            _ = stopped.changed() => break,
+            _ = stopped.cancelled() => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -138,23 +146,25 @@ async fn accept_loop<H: Handler>(
                     continue;
                 }
             },
-            _ = stopped.changed() => break,
+            _ = stopped.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = serve_connection(
-            stream,
+        let connection = Connection {
             peer,
-            handler.clone(),
-            builders.clone(),
-            options.clone(),
-            stopped.clone(),
-        );
-        tokio::spawn(async move {
-            let _slot = slot;
-            connection
-                .instrument(tracing::debug_span!("connection", %peer))
-                .await;
-        });
+            handler: handler.clone(),
+            builders: builders.clone(),
+            options: options.clone(),
+            stopped: stopped.clone(),
+            _open: options.connections.as_ref().map(OpenConnection::new),
+            _slot: slot,
+        };
+        let span = tracing::debug_span!("connection", %peer);
+        // Spawned as they are, not wrapped: an idle connection's task is
+        // sized by the future it runs, so nothing is kept twice.
+        match options.tls.clone() {
+            Some(tls) => tokio::spawn(Box::pin(connection.serve_tls(stream, tls)).instrument(span)),
+            None => tokio::spawn(connection.serve_cleartext(stream).instrument(span)),
+        };
     }
 
     drop(listener);
@@ -195,65 +205,23 @@ struct Connection<H> {
     handler: Arc<H>,
     builders: Arc<Builders>,
     options: Arc<ServerOptions>,
-    stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
+    /// Counted in the open-connections gauge while it lives.
+    _open: Option<OpenConnection>,
+    /// Its place under `max_connections`, given back when it closes.
+    _slot: OwnedSemaphorePermit,
 }
 
-/// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-async fn serve_connection<H: Handler>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    handler: Arc<H>,
-    builders: Arc<Builders>,
-    options: Arc<ServerOptions>,
-    stopped: watch::Receiver<bool>,
-) {
-    let _open = options.connections.as_ref().map(OpenConnection::new);
-    let tls = options.tls.clone();
-    let handshake_timeout = options.tls_handshake_timeout;
-    let mut connection = Connection {
-        peer,
-        handler,
-        builders,
-        options,
-        stopped,
-    };
-    let Some(tls) = tls else {
-        // The first bytes tell HTTP/2 with prior knowledge from HTTP/1;
-        // nothing is allocated for the connection until they arrive.
-        let mut first = [0; H2_PREFACE.len()];
-        let wait_limit = connection
-            .options
-            .idle_timeout
-            .min(connection.options.header_read_timeout);
-        let peeked = tokio::select! {
-            biased;
-            _ = connection.stopped.wait_for(|stopped| *stopped) => return,
-            peeked = stream.peek(&mut first) => peeked,
-            _ = tokio::time::sleep(wait_limit) => return,
-        };
-        return match peeked {
-            Ok(0) | Err(_) => {}
-            // HTTP/2, or too few bytes to tell (no HTTP/1 method starts
-            // with "PRI"): hyper's detection reads on until it knows.
-            Ok(n) if H2_PREFACE.starts_with(&first[..n]) => {
-                Box::pin(connection.serve_held(TokioIo::new(stream))).await
-            }
-            Ok(_) => connection.serve_parked(stream).await,
-        };
-    };
-    // Boxed: a parked connection's task is sized by its largest state, and
-    // TLS and hyper's held state are several KiB.
-    Box::pin(async move {
+impl<H: Handler> Connection<H> {
+    /// Serves a connection that starts with a TLS handshake.
+    async fn serve_tls(self, stream: TcpStream, tls: TlsTerminator) {
         let handshake = tls.acceptor().accept(stream);
-        match tokio::time::timeout(handshake_timeout, handshake).await {
-            Ok(Ok(stream)) => connection.serve_held(TokioIo::new(stream)).await,
+        match tokio::time::timeout(self.options.tls_handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => self.serve_held(TokioIo::new(stream)).await,
             Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
             Err(_) => tracing::debug!("TLS handshake timed out"),
         }
-    })
-    .await
+    }
 }
 
 /// A response body that holds `guard` until the body is done, sent or

@@ -1,4 +1,4 @@
-//! Cleartext HTTP/1 connections, parked outside hyper while idle.
+//! Cleartext connections: HTTP/1 parked outside hyper while idle.
 //!
 //! hyper keeps a connection's read and write buffers (16 KiB or more) for as
 //! long as the connection lives, idle or not. Here a connection has hyper's
@@ -11,11 +11,12 @@
 
 use std::{
     convert::Infallible,
-    future::poll_fn,
+    future::{poll_fn, Future},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
+    task::Poll,
     time::Duration,
 };
 
@@ -75,6 +76,20 @@ impl Session {
     }
 }
 
+/// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the bytes waiting on `stream` open HTTP/2's preface, or are too
+/// few to tell (no HTTP/1 method starts with "PRI"): hyper's detection then
+/// reads on until it knows.
+async fn speaks_h2(stream: &TcpStream) -> bool {
+    let mut first = [0; H2_PREFACE.len()];
+    match stream.peek(&mut first).await {
+        Ok(n) if n > 0 => H2_PREFACE.starts_with(&first[..n]),
+        _ => false,
+    }
+}
+
 /// Whether the client allows the connection to stay open after `request`
 /// (the same reading hyper applies to the response it writes).
 fn keeps_alive<B>(request: &Request<B>) -> bool {
@@ -95,38 +110,59 @@ fn keeps_alive<B>(request: &Request<B>) -> bool {
 }
 
 impl<H: Handler> Connection<H> {
-    /// Serves HTTP/1 on `stream`, holding no buffer while the connection
-    /// waits for its next request.
-    pub(super) async fn serve_parked(mut self, mut stream: TcpStream) {
+    /// Serves a cleartext connection: HTTP/2 with prior knowledge, or
+    /// HTTP/1 holding no buffer while the connection waits for a request.
+    pub(super) async fn serve_cleartext(self, stream: TcpStream) {
         let wait_limit = self
             .options
             .idle_timeout
             .min(self.options.header_read_timeout);
         let park_after = PARK_AFTER.min(wait_limit);
+        // Nothing is allocated for the connection until its first bytes
+        // arrive; they tell HTTP/2 from HTTP/1.
+        if !self.wait_readable(&stream, wait_limit).await {
+            return;
+        }
+        if speaks_h2(&stream).await {
+            return Box::pin(self.serve_held(TokioIo::new(stream))).await;
+        }
+        let mut stream = stream;
         let mut pending = Bytes::new();
         loop {
-            if pending.is_empty() {
-                tokio::select! {
-                    biased;
-                    _ = self.stopped.wait_for(|stopped| *stopped) => return,
-                    readable = stream.readable() => if readable.is_err() { return },
-                    _ = tokio::time::sleep(wait_limit - park_after) => return,
-                }
-            }
             // Boxed so that hyper's state is allocated only for the session,
             // not kept in the task while the connection is parked.
             match Box::pin(self.session(stream, pending, park_after)).await {
                 Some((returned, rest)) => (stream, pending) = (returned, rest),
                 None => return,
             }
+            if pending.is_empty() && !self.wait_readable(&stream, wait_limit - park_after).await {
+                return;
+            }
         }
+    }
+
+    /// Waits until `stream` has bytes (or its end) to read; `false` when
+    /// `limit` passes first or the server stops. Polled by hand: this wait
+    /// is what every idle connection's task holds, and `readable()` and
+    /// `select!` would make it several hundred bytes larger.
+    async fn wait_readable(&self, stream: &TcpStream, limit: Duration) -> bool {
+        let stopped = self.stopped.cancelled();
+        let timeout = tokio::time::sleep(limit);
+        tokio::pin!(stopped, timeout);
+        poll_fn(|cx| {
+            if stopped.as_mut().poll(cx).is_ready() || timeout.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            stream.poll_read_ready(cx).map(|ready| ready.is_ok())
+        })
+        .await
     }
 
     /// Serves requests with a fresh hyper connection until none has been in
     /// flight for `park_after`. Returns the socket and any bytes read past
     /// the last request when the connection may serve more.
     async fn session(
-        &mut self,
+        &self,
         stream: TcpStream,
         pending: Bytes,
         park_after: Duration,
@@ -155,7 +191,7 @@ impl<H: Handler> Connection<H> {
         tokio::pin!(park);
         let mut parking = false;
         let mut draining = None::<tokio::time::Instant>;
-        let stopped = &mut self.stopped;
+        let stopped = &self.stopped;
         let result = loop {
             tokio::select! {
                 result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break result,
@@ -177,7 +213,7 @@ impl<H: Handler> Connection<H> {
                         }
                     }
                 }
-                _ = stopped.wait_for(|stopped| *stopped), if draining.is_none() => {
+                _ = stopped.cancelled(), if draining.is_none() => {
                     std::pin::Pin::new(&mut connection).graceful_shutdown();
                     parking = true;
                     draining = Some(tokio::time::Instant::now() + self.options.drain_timeout);
