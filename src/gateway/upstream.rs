@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{header, uri::Scheme, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
@@ -23,6 +23,11 @@ use crate::{
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
+    /// The `Host` of a cleartext upstream, which is always spoken to in
+    /// HTTP/1.1: computed once rather than by the client on every request.
+    /// Over TLS the protocol is known only per connection (HTTP/2 carries
+    /// the authority itself), so there the client sets it.
+    cleartext_host: Option<HeaderValue>,
 }
 
 impl Upstream {
@@ -53,15 +58,24 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(tls);
+        let base = &config.wix.base_url;
+        let cleartext_host = (base.scheme() == Some(&Scheme::HTTP))
+            .then(|| base.authority())
+            .flatten()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
         Self {
             client,
             timeout: config.timeouts.upstream,
+            cleartext_host,
         }
     }
 
     /// Sends `request` and waits for the response headers, up to the
     /// exchange timeout; the body then streams.
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, GatewayError> {
+    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, GatewayError> {
+        if let Some(host) = &self.cleartext_host {
+            request.headers_mut().insert(header::HOST, host.clone());
+        }
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Err(_) => Err(GatewayError::GatewayTimeout),
             Ok(Err(error)) => {
