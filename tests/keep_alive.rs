@@ -19,8 +19,13 @@ use wix_elevator::{
     server::{Handler, IncomingBody, Server, ServerOptions},
 };
 
+/// The size of `/big`'s answer: far more than the socket buffers of a
+/// [`slow_reader`] hold, so much of it is left in hyper's hands.
+const BIG: usize = 4 << 20;
+
 /// Answers every request with its path; reads the body only of paths
-/// starting with `/read`. Records each path with the client's port.
+/// starting with `/read`; answers `/big` with [`BIG`] bytes. Records each
+/// path with the client's port.
 #[derive(Clone, Default)]
 struct Echo {
     seen: Arc<Mutex<Vec<(String, u16)>>>,
@@ -36,6 +41,9 @@ impl Handler for Echo {
     async fn handle(&self, request: Request<IncomingBody>, peer: SocketAddr) -> Response<Body> {
         let path = request.uri().path().to_owned();
         self.seen.lock().unwrap().push((path.clone(), peer.port()));
+        if path == "/big" {
+            return Response::new(body::full(vec![b'x'; BIG]));
+        }
         if path.starts_with("/read") {
             let body = request.into_body().collect().await.unwrap().to_bytes();
             return Response::new(body::full(format!("{path} {}", body.len())));
@@ -57,6 +65,19 @@ fn start(echo: &Echo, idle_timeout: Duration) -> Server {
             ..ServerOptions::default()
         },
     )
+}
+
+/// A connection whose receive buffer is 4 KiB: the kernel's own buffering
+/// (up to 32 MiB on loopback) cannot absorb an answer it does not read.
+fn slow_reader(server: &Server) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.local_addr().into()).unwrap();
+    let stream = TcpStream::from(socket);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
 }
 
 fn connect(server: &Server) -> TcpStream {
@@ -203,6 +224,37 @@ async fn an_unread_request_body_is_never_parsed_as_the_next_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unread_body_that_arrives_late_is_never_parsed_as_a_request() {
+    // The body comes 200 ms after the head, once the answer is out and the
+    // connection idle: hyper cannot have drained it, and the connection must
+    // end rather than read it as the next request.
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (answer, was_closed) = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            let head = format!(
+                "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                smuggled.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let answer = read_response(&mut stream);
+            std::thread::sleep(Duration::from_millis(200));
+            // The server may already have closed: then this write fails.
+            let _ = stream.write_all(smuggled.as_bytes());
+            (answer, closed(&mut stream))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, (403, "/deny".to_owned()));
+    assert!(was_closed, "a connection with an unread body stayed open");
+    let paths: Vec<String> = echo.seen().into_iter().map(|(path, _)| path).collect();
+    assert_eq!(paths, ["/deny"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_closes_parked_connections_at_once() {
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60));
@@ -216,17 +268,66 @@ async fn shutdown_closes_parked_connections_at_once() {
     })
     .await
     .unwrap();
-    // The drain waits for every connection; a parked one has nothing in
-    // flight and must not hold it for the 10 s drain timeout.
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+    // Parked by now; the drain waits for every connection, and a parked
+    // one must not hold it for the 10 s drain timeout.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(2), server.shutdown())
         .await
-        .expect("the drain finished");
-    assert!(started.elapsed() < Duration::from_secs(5));
+        .expect("the drain finished at once");
     let mut stream = stream;
     assert!(tokio::task::spawn_blocking(move || closed(&mut stream))
         .await
         .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_answer_to_a_slow_reader_arrives_whole_before_the_connection_is_reused() {
+    // The client reads nothing for 300 ms: hyper is left holding much of
+    // the answer, long after the handler is done with it. The connection
+    // must not be parked (and the rest lost) before hyper has written it.
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let (big, next) = tokio::task::spawn_blocking({
+        let mut stream = slow_reader(&server);
+        move || {
+            stream
+                .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let (status, body) = read_response(&mut stream);
+            stream
+                .write_all(b"GET /read-2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            ((status, body.len()), read_response(&mut stream))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(big, (200, BIG));
+    assert_eq!(next, (200, "/read-2 0".to_owned()));
+    let seen = echo.seen();
+    assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_answer_before_connection_close_arrives_whole() {
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60));
+    let (received, was_closed) = tokio::task::spawn_blocking({
+        let mut stream = slow_reader(&server);
+        move || {
+            stream
+                .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let (status, body) = read_response(&mut stream);
+            ((status, body.len()), closed(&mut stream))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(received, (200, BIG));
+    assert!(was_closed);
 }
 
 #[tokio::test(flavor = "multi_thread")]

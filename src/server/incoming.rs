@@ -94,16 +94,23 @@ impl hyper::body::Body for IncomingBody {
     }
 }
 
-/// A TCP stream that first yields `pending`: bytes already read from it
-/// (pipelined requests) that the next hyper connection must see first.
+/// A TCP stream as one session sees it: it first yields `pending`, bytes
+/// already read from it (pipelined requests) that the next hyper connection
+/// must see first, and it tells the session whether hyper has written
+/// everything out.
 pub(super) struct Replay<S> {
     pending: Bytes,
     stream: S,
+    session: Arc<Session>,
 }
 
 impl<S> Replay<S> {
-    pub(super) fn new(pending: Bytes, stream: S) -> Self {
-        Self { pending, stream }
+    pub(super) fn new(pending: Bytes, stream: S, session: Arc<Session>) -> Self {
+        Self {
+            pending,
+            stream,
+            session,
+        }
     }
 
     /// The stream and whatever of `pending` was not read.
@@ -133,6 +140,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.session.writing();
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -141,6 +149,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.session.writing();
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -149,7 +158,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.session.flushed();
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

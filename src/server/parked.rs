@@ -45,6 +45,10 @@ pub(crate) struct Session {
     requests: AtomicUsize,
     bodies_read: AtomicUsize,
     client_closes: AtomicBool,
+    /// Set when hyper tries to write, cleared when a flush succeeds. hyper
+    /// flushes the socket only once its own buffer is empty, so while this
+    /// is clear hyper holds nothing it has yet to send.
+    unflushed: AtomicBool,
 }
 
 impl Session {
@@ -59,6 +63,19 @@ impl Session {
 
     fn served_any(&self) -> bool {
         self.requests.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether hyper may still hold bytes it has not written out.
+    fn unflushed(&self) -> bool {
+        self.unflushed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn writing(&self) {
+        self.unflushed.store(true, Ordering::Release);
+    }
+
+    pub(super) fn flushed(&self) {
+        self.unflushed.store(false, Ordering::Release);
     }
 
     pub(super) fn body_read(&self) {
@@ -185,7 +202,7 @@ impl<H: Handler> Connection<H> {
                 })
             })
         };
-        let io = TokioIo::new(Replay::new(pending, stream));
+        let io = TokioIo::new(Replay::new(pending, stream, session.clone()));
         let mut connection = self.builders.http1.serve_connection(io, service);
         let park = tokio::time::sleep(park_after);
         tokio::pin!(park);
@@ -194,15 +211,29 @@ impl<H: Handler> Connection<H> {
         let stopped = &self.stopped;
         let result = loop {
             tokio::select! {
-                result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break result,
-                _ = park.as_mut(), if !parking => {
+                // Until it is parked, the connection runs as hyper's own
+                // future, which flushes and shuts the socket down when the
+                // connection ends (client closed or asked to, drain): taking
+                // the socket back without that would drop what hyper still
+                // had to write.
+                result = poll_fn(|cx| if parking {
+                    connection.poll_without_shutdown(cx)
+                } else {
+                    std::pin::Pin::new(&mut connection).poll(cx)
+                }) => break result,
+                _ = park.as_mut(), if !parking && draining.is_none() => {
                     match activity.idle_for() {
-                        // Idle long enough after a request: an idle hyper
-                        // connection closes at once on a graceful shutdown.
-                        // Before the first request the wait is hyper's (its
-                        // header-read timeout), so that a client slow to
-                        // send its head is not cut off.
-                        Some(idle) if idle >= park_after && session.served_any() => {
+                        // Idle long enough after a request, with every byte
+                        // written out: an idle hyper connection closes at
+                        // once on a graceful shutdown, and nothing of its is
+                        // left to send. Before the first request the wait is
+                        // hyper's (its header-read timeout), so that a client
+                        // slow to send its head is not cut off.
+                        Some(idle)
+                            if idle >= park_after
+                                && session.served_any()
+                                && !session.unflushed() =>
+                        {
                             std::pin::Pin::new(&mut connection).graceful_shutdown();
                             parking = true;
                         }
@@ -215,7 +246,6 @@ impl<H: Handler> Connection<H> {
                 }
                 _ = stopped.cancelled(), if draining.is_none() => {
                     std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    parking = true;
                     draining = Some(tokio::time::Instant::now() + self.options.drain_timeout);
                 }
                 _ = tokio::time::sleep_until(draining.unwrap_or_else(tokio::time::Instant::now)), if draining.is_some() => {
@@ -228,8 +258,8 @@ impl<H: Handler> Connection<H> {
             tracing::debug!(%error, "connection ended with an error");
             return None;
         }
-        // Without a graceful shutdown of ours, hyper ended the connection
-        // itself: the client closed it or asked to.
+        // Not parked: hyper ended the connection itself (and flushed and
+        // shut it down): the client closed it or asked to, or the drain.
         if !parking || draining.is_some() || !session.reusable() {
             return None;
         }
