@@ -196,23 +196,35 @@ async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeou
     assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unread_request_body_is_never_parsed_as_the_next_request() {
+/// Sends `POST /deny`, which the handler answers without reading its body,
+/// with a body that is a request of its own: with the head, or `late`, once
+/// the answer is out and the connection idle (hyper cannot have drained it
+/// then). The body must never be served, and the connection must end.
+async fn unread_body_is_never_served(late: bool) {
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60));
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let (answer, was_closed) = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
         move || {
-            // The handler answers `/deny` without reading its body, whose
-            // bytes are a request of their own.
-            let raw = format!(
-                "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            let head = format!(
+                "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
                 smuggled.len()
             );
-            stream.write_all(raw.as_bytes()).unwrap();
-            let answer = read_response(&mut stream);
-            (answer, closed(&mut stream))
+            if late {
+                stream.write_all(head.as_bytes()).unwrap();
+                let answer = read_response(&mut stream);
+                std::thread::sleep(Duration::from_millis(200));
+                // The server may already have closed: then this write fails.
+                let _ = stream.write_all(smuggled.as_bytes());
+                (answer, closed(&mut stream))
+            } else {
+                stream
+                    .write_all(format!("{head}{smuggled}").as_bytes())
+                    .unwrap();
+                let answer = read_response(&mut stream);
+                (answer, closed(&mut stream))
+            }
         }
     })
     .await
@@ -224,34 +236,13 @@ async fn an_unread_request_body_is_never_parsed_as_the_next_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unread_request_body_is_never_parsed_as_the_next_request() {
+    unread_body_is_never_served(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unread_body_that_arrives_late_is_never_parsed_as_a_request() {
-    // The body comes 200 ms after the head, once the answer is out and the
-    // connection idle: hyper cannot have drained it, and the connection must
-    // end rather than read it as the next request.
-    let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
-    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    let (answer, was_closed) = tokio::task::spawn_blocking({
-        let mut stream = connect(&server);
-        move || {
-            let head = format!(
-                "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-                smuggled.len()
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            let answer = read_response(&mut stream);
-            std::thread::sleep(Duration::from_millis(200));
-            // The server may already have closed: then this write fails.
-            let _ = stream.write_all(smuggled.as_bytes());
-            (answer, closed(&mut stream))
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(answer, (403, "/deny".to_owned()));
-    assert!(was_closed, "a connection with an unread body stayed open");
-    let paths: Vec<String> = echo.seen().into_iter().map(|(path, _)| path).collect();
-    assert_eq!(paths, ["/deny"]);
+    unread_body_is_never_served(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
