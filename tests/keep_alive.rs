@@ -14,6 +14,7 @@ use std::{
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use prometheus_client::metrics::gauge::Gauge;
 use wix_elevator::{
     body::{self, Body},
     server::{Handler, IncomingBody, Server, ServerOptions},
@@ -21,7 +22,7 @@ use wix_elevator::{
 
 /// The size of `/big`'s answer: far more than the socket buffers of a
 /// [`slow_reader`] hold, so much of it is left in hyper's hands.
-const BIG: usize = 4 << 20;
+const BIG: usize = 16 << 20;
 
 /// Answers every request with its path; reads the body only of paths
 /// starting with `/read`; answers `/big` with [`BIG`] bytes. Records each
@@ -55,15 +56,22 @@ impl Handler for Echo {
 }
 
 fn start(echo: &Echo, idle_timeout: Duration) -> Server {
+    start_with(
+        echo,
+        ServerOptions {
+            idle_timeout,
+            ..ServerOptions::default()
+        },
+    )
+}
+
+fn start_with(echo: &Echo, options: ServerOptions) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     Server::start(
         tokio::net::TcpListener::from_std(listener).unwrap(),
         echo.clone(),
-        ServerOptions {
-            idle_timeout,
-            ..ServerOptions::default()
-        },
+        options,
     )
 }
 
@@ -386,4 +394,39 @@ async fn a_head_sent_in_pieces_is_answered_without_closing() {
     let seen = echo.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
+    // The answer is handed to hyper whole, but the client never reads it:
+    // the connection can be neither parked nor left open for ever.
+    let echo = Echo::default();
+    let open = Gauge::default();
+    let server = start_with(
+        &echo,
+        ServerOptions {
+            idle_timeout: Duration::from_millis(600),
+            connections: Some(open.clone()),
+            ..ServerOptions::default()
+        },
+    );
+    let mut stream = slow_reader(&server);
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut closed_after = None;
+    let started = Instant::now();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if open.get() == 0 {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the connection was not closed within 5 s");
+    assert!(
+        closed_after >= Duration::from_millis(600),
+        "{closed_after:?}"
+    );
+    drop(stream);
 }

@@ -207,7 +207,7 @@ impl<H: Handler> Connection<H> {
         let park = tokio::time::sleep(park_after);
         tokio::pin!(park);
         let mut parking = false;
-        let mut draining = None::<tokio::time::Instant>;
+        let mut closing = None::<tokio::time::Instant>;
         let stopped = &self.stopped;
         let result = loop {
             tokio::select! {
@@ -221,7 +221,7 @@ impl<H: Handler> Connection<H> {
                 } else {
                     std::pin::Pin::new(&mut connection).poll(cx)
                 }) => break result,
-                _ = park.as_mut(), if !parking && draining.is_none() => {
+                _ = park.as_mut(), if !parking && closing.is_none() => {
                     match activity.idle_for() {
                         // Idle long enough after a request, with every byte
                         // written out: an idle hyper connection closes at
@@ -237,6 +237,15 @@ impl<H: Handler> Connection<H> {
                             std::pin::Pin::new(&mut connection).graceful_shutdown();
                             parking = true;
                         }
+                        // A client that stopped reading an answer hyper
+                        // still holds: it cannot be parked, so it is closed
+                        // like any idle connection, after a grace to take
+                        // what it can.
+                        Some(idle) if idle >= self.options.idle_timeout => {
+                            std::pin::Pin::new(&mut connection).graceful_shutdown();
+                            let grace = self.options.idle_timeout.min(Duration::from_secs(5));
+                            closing = Some(tokio::time::Instant::now() + grace);
+                        }
                         idle => {
                             let left = park_after.saturating_sub(idle.unwrap_or_default());
                             let left = if left.is_zero() { park_after } else { left };
@@ -244,11 +253,11 @@ impl<H: Handler> Connection<H> {
                         }
                     }
                 }
-                _ = stopped.cancelled(), if draining.is_none() => {
+                _ = stopped.cancelled(), if closing.is_none() => {
                     std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    draining = Some(tokio::time::Instant::now() + self.options.drain_timeout);
+                    closing = Some(tokio::time::Instant::now() + self.options.drain_timeout);
                 }
-                _ = tokio::time::sleep_until(draining.unwrap_or_else(tokio::time::Instant::now)), if draining.is_some() => {
+                _ = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {
                     tracing::debug!("connection did not close in time; dropping it");
                     return None;
                 }
@@ -259,8 +268,9 @@ impl<H: Handler> Connection<H> {
             return None;
         }
         // Not parked: hyper ended the connection itself (and flushed and
-        // shut it down): the client closed it or asked to, or the drain.
-        if !parking || draining.is_some() || !session.reusable() {
+        // shut it down): the client closed it or asked to, the drain, or
+        // the idle timeout.
+        if !parking || closing.is_some() || !session.reusable() {
             return None;
         }
         let parts = connection.into_parts();
