@@ -17,11 +17,11 @@ use std::{
 };
 
 use moka::{future::Cache, Expiry};
-use sha2::{Digest, Sha256};
 
 use crate::{
     config::{Config, PassThroughMode},
     error::GatewayError,
+    identity::AccessToken,
     metrics::Metrics,
     secret::Secret,
     wix::{IssuedToken, WixCallError, WixOAuth},
@@ -162,16 +162,19 @@ impl Credentials {
 
     /// The token that presents the caller (whose own token is
     /// `caller_token`) to Wix without elevation.
-    pub async fn caller_token(&self, caller_token: &str) -> Result<Secret, GatewayError> {
+    pub async fn caller_token(
+        &self,
+        caller_token: &AccessToken<'_>,
+    ) -> Result<Secret, GatewayError> {
         if self.pass_through == PassThroughMode::Raw {
-            return Ok(Secret::new(caller_token));
+            return Ok(Secret::new(caller_token.as_str()));
         }
-        let key: [u8; 32] = Sha256::digest(caller_token.as_bytes()).into();
+        let key = *caller_token.key();
         if let Some(token) = self.caller_tokens.get(&key).await {
             self.metrics.cache_event(PASS_THROUGH, "hit");
             return Ok(token.access_token);
         }
-        Box::pin(self.exchange(key, caller_token)).await
+        Box::pin(self.exchange(key, caller_token.as_str())).await
     }
 
     /// Exchanges `caller_token` with `strip_bound_session`, one exchange per

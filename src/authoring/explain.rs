@@ -204,7 +204,7 @@ async fn explain(args: &ExplainArgs, out: &mut dyn Write) -> Result<u8, String> 
             let header =
                 HeaderValue::from_str(token).map_err(|_| "--token is not a valid header value")?;
             let authenticated = match token_from_header(&header) {
-                Ok(token) => identity.authenticate(token).await,
+                Ok(token) => identity.authenticate(&token).await,
                 Err(error) => Err(error),
             };
             match authenticated {

@@ -26,7 +26,7 @@ use crate::{
     body::{self, Body},
     caller::{Caller, IdentitySource},
     error::GatewayError,
-    identity::{self, token_from_header},
+    identity::{self, token_from_header, AccessToken},
     metrics::RuleLabel,
     policy::{self, Decision, Mode, RequestView, RouteMatch},
     secret::Secret,
@@ -192,7 +192,7 @@ impl Gateway {
                 let credential = self
                     .0
                     .credentials
-                    .caller_token(token)
+                    .caller_token(&token)
                     .instrument(tracing::debug_span!("credential"))
                     .await?;
                 let body = match body {
@@ -236,10 +236,10 @@ impl Gateway {
         headers: &'h HeaderMap,
         canonical: &CanonicalRequest,
         matches: &[RouteMatch<'_>],
-    ) -> Result<(Caller, Option<&'h str>), GatewayError> {
+    ) -> Result<(Caller, Option<AccessToken<'h>>), GatewayError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let token = token_from_header(value)?;
-            let caller = self.0.identity.authenticate(token).await?;
+            let caller = self.0.identity.authenticate(&token).await?;
             return Ok((caller, Some(token)));
         }
         let instance_allowed = matches.iter().any(|candidate| {

@@ -109,8 +109,8 @@ impl IdentityService {
     }
 
     /// The verified caller behind `token`.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, GatewayError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    pub async fn authenticate(&self, token: &AccessToken<'_>) -> Result<Caller, GatewayError> {
+        let key = token.key;
         let now_ms = self.now_ms();
         // Warm, this is a cache hit. The miss (a token-info call, single
         // flight per token) is boxed: inline, its future would make every
@@ -125,7 +125,7 @@ impl IdentityService {
                     self.cache
                         .remove_if(&key, |lookup| lookup.fresh_until_ms <= now_ms);
                 }
-                Box::pin(self.look_up(key, token)).await?
+                Box::pin(self.look_up(key, token.text)).await?
             }
         };
         match answer {
@@ -229,9 +229,44 @@ impl IdentityService {
     }
 }
 
+/// A caller's access token on its way through a request, with its SHA-256:
+/// the key every cache keeps in place of the token, computed once however
+/// many caches look the token up.
+#[derive(Clone, Copy)]
+pub struct AccessToken<'a> {
+    text: &'a str,
+    key: [u8; 32],
+}
+
+impl<'a> AccessToken<'a> {
+    /// `text`, hashed.
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            key: Sha256::digest(text.as_bytes()).into(),
+        }
+    }
+
+    /// The token itself, for the calls that must present it.
+    pub fn as_str(&self) -> &'a str {
+        self.text
+    }
+
+    /// The token's SHA-256: what caches key on.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for AccessToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(..)")
+    }
+}
+
 /// The token in an `Authorization` value: the raw value, as `fetchWithAuth`
 /// sends it, or leniently after a `Bearer ` prefix.
-pub fn token_from_header(value: &HeaderValue) -> Result<&str, GatewayError> {
+pub fn token_from_header(value: &HeaderValue) -> Result<AccessToken<'_>, GatewayError> {
     let invalid = GatewayError::Unauthenticated("the Authorization header is not a token");
     let value = value.to_str().map_err(|_| invalid)?.trim();
     let token = match value.split_at_checked(6) {
@@ -251,7 +286,7 @@ pub fn token_from_header(value: &HeaderValue) -> Result<&str, GatewayError> {
             "the Authorization header is not a token",
         ));
     }
-    Ok(token)
+    Ok(AccessToken::new(token))
 }
 
 /// Seconds since the Unix epoch.
@@ -268,9 +303,15 @@ mod tests {
     #[test]
     fn tokens_are_taken_raw_or_after_bearer() {
         let raw = HeaderValue::from_static("OauthNG.JWS.a.b.c");
-        assert_eq!(token_from_header(&raw).unwrap(), "OauthNG.JWS.a.b.c");
+        assert_eq!(
+            token_from_header(&raw).unwrap().as_str(),
+            "OauthNG.JWS.a.b.c"
+        );
         let bearer = HeaderValue::from_static("bearer  OauthNG.JWS.a.b.c");
-        assert_eq!(token_from_header(&bearer).unwrap(), "OauthNG.JWS.a.b.c");
+        assert_eq!(
+            token_from_header(&bearer).unwrap().as_str(),
+            "OauthNG.JWS.a.b.c"
+        );
         for bad in ["", "Bearer ", "a b", "a\tb"] {
             assert!(
                 token_from_header(&HeaderValue::from_static(bad)).is_err(),

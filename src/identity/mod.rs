@@ -11,7 +11,7 @@
 mod access_token;
 mod interner;
 
-pub use access_token::{token_from_header, IdentityService};
+pub use access_token::{token_from_header, AccessToken, IdentityService};
 mod instance_caller;
 pub mod signed_instance;
 
