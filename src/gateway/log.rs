@@ -5,6 +5,7 @@
 use std::{
     io::Write as _,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -27,7 +28,7 @@ pub(super) struct DecisionRecord {
     mode: Option<Mode>,
     caller_type: Option<&'static str>,
     caller: Option<String>,
-    instance: Option<String>,
+    instance: Option<Arc<str>>,
     reason: Option<String>,
     upstream_status: Option<u16>,
     wix_request_id: Option<String>,
@@ -43,7 +44,7 @@ impl DecisionRecord {
     pub fn caller(&mut self, caller: &Caller) {
         self.caller_type = Some(caller.subject_type.as_str());
         self.caller = Some(fingerprint(caller.subject_id.as_bytes()));
-        self.instance = Some(caller.instance_id.to_string());
+        self.instance = Some(caller.instance_id.clone());
     }
 
     pub fn allow(&mut self, rule: &Rule) {
@@ -80,21 +81,11 @@ impl DecisionRecord {
     }
 
     /// Writes the record to the decision log and counts it in the metrics.
-    pub fn finish(&self, done: Finished<'_>, log: &DecisionLog, metrics: &Metrics) {
+    /// Done once per request: the rule id moves into the metric's label
+    /// rather than being copied.
+    pub fn finish(&mut self, done: Finished<'_>, log: &DecisionLog, metrics: &Metrics) {
         let decision = if self.rule.is_some() { "allow" } else { "deny" };
         let status = done.status.as_u16();
-        metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                rule: self.rule.clone().unwrap_or_default(),
-                decision,
-                status: status_class(status),
-            })
-            .inc();
-        metrics.request_duration.observe(done.latency.as_secs_f64());
-        if let Some(upstream) = self.upstream_latency {
-            metrics.upstream_duration.observe(upstream.as_secs_f64());
-        }
         // Written straight from borrowed fields: no intermediate JSON tree.
         let line = Line {
             ts: humantime::format_rfc3339_millis(SystemTime::now()),
@@ -117,10 +108,22 @@ impl DecisionRecord {
             upstream_ms: self.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
         };
         log.record(|out| line.write_json(out));
+
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                rule: self.rule.take().unwrap_or_default(),
+                decision,
+                status: status_class(status),
+            })
+            .inc();
+        metrics.request_duration.observe(done.latency.as_secs_f64());
+        if let Some(upstream) = self.upstream_latency {
+            metrics.upstream_duration.observe(upstream.as_secs_f64());
+        }
     }
 }
 
-/// One line of the decision log, as written.
 /// One decision record as written: borrowed from the record, nothing copied.
 struct Line<'a> {
     ts: humantime::Rfc3339Timestamp,
