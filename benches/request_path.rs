@@ -128,6 +128,27 @@ fn headers() -> HeaderMap {
     headers
 }
 
+/// route + authorize, as the gateway runs them: whether the rule `rule_id`
+/// allows the request.
+fn allowed_by(
+    set: &PolicySet,
+    canonical: &CanonicalRequest,
+    headers: &HeaderMap,
+    caller: &Caller,
+    rule_id: &str,
+) -> bool {
+    let matches = set.route(&canonical.method, &canonical.segment_refs());
+    let view = RequestView {
+        query: &canonical.query,
+        headers,
+        body: None,
+    };
+    match policy::authorize(&matches, &view, caller) {
+        Decision::Allow(allowed) => allowed.rule.id() == rule_id,
+        Decision::Deny(_) => false,
+    }
+}
+
 fn request_path(c: &mut Criterion) {
     let caller = caller();
     let headers = headers();
@@ -144,35 +165,19 @@ fn request_path(c: &mut Criterion) {
         let canonical =
             CanonicalRequest::parse(&Method::GET, &uri, &headers).expect("canonical request");
         // The request is allowed by exactly the rule it targets.
-        {
-            let matches = set.route(&canonical.method, &canonical.segment_refs());
-            let view = RequestView {
-                query: &canonical.query,
-                headers: &headers,
-                body: None,
-            };
-            match policy::authorize(&matches, &view, &caller) {
-                Decision::Allow(allowed) => {
-                    assert_eq!(allowed.rule.id(), format!("members-{}", target_rule(n)))
-                }
-                Decision::Deny(reason) => panic!("bench request denied: {reason}"),
-            }
-        }
+        let rule_id = format!("members-{}", target_rule(n));
+        assert!(allowed_by(&set, &canonical, &headers, &caller, &rule_id));
 
         group.bench_with_input(BenchmarkId::new("route_authorize", n), &n, |b, _| {
             b.iter(|| {
                 let canonical = black_box(&canonical);
-                let matches = set.route(&canonical.method, &canonical.segment_refs());
-                let view = RequestView {
-                    query: &canonical.query,
-                    headers: &headers,
-                    body: None,
-                };
-                let allowed = matches!(
-                    policy::authorize(&matches, &view, black_box(&caller)),
-                    Decision::Allow(_)
-                );
-                black_box(allowed)
+                black_box(allowed_by(
+                    &set,
+                    canonical,
+                    &headers,
+                    black_box(&caller),
+                    &rule_id,
+                ))
             });
         });
 
@@ -184,17 +189,13 @@ fn request_path(c: &mut Criterion) {
                     let canonical =
                         CanonicalRequest::parse(&Method::GET, black_box(&uri), &headers)
                             .expect("canonical request");
-                    let matches = set.route(&canonical.method, &canonical.segment_refs());
-                    let view = RequestView {
-                        query: &canonical.query,
-                        headers: &headers,
-                        body: None,
-                    };
-                    let allowed = matches!(
-                        policy::authorize(&matches, &view, black_box(&caller)),
-                        Decision::Allow(_)
-                    );
-                    black_box(allowed)
+                    black_box(allowed_by(
+                        &set,
+                        &canonical,
+                        &headers,
+                        black_box(&caller),
+                        &rule_id,
+                    ))
                 });
             },
         );

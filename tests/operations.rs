@@ -8,10 +8,11 @@ use std::{
     time::Duration,
 };
 
-use common::{loopback, wix_error, Harness, POLICIES};
+use common::{loopback, wix_error, Harness, INSTANCE, POLICIES};
 use wix_elevator::{
     admin::Admin,
     config::{RateLimitConfig, RateLimitKey, TlsConfig},
+    sandbox::Credential,
     server::{Server, ServerOptions},
 };
 
@@ -324,13 +325,11 @@ async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     let url = format!("https://localhost:{}{OWN_PROFILE}", addr.port());
     let member = h.token("MEMBER", "member-1");
 
+    let profile =
+        |client: &reqwest::Client| client.get(&url).header("authorization", &member).send();
+
     let old_client = tls_client(addr, &first_pem);
-    let response = old_client
-        .get(&url)
-        .header("authorization", &member)
-        .send()
-        .await
-        .unwrap();
+    let response = profile(&old_client).await.unwrap();
     assert_eq!(
         response.version(),
         reqwest::Version::HTTP_2,
@@ -346,29 +345,30 @@ async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     let mut reloaded = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if new_client
-            .get(&url)
-            .header("authorization", &member)
-            .send()
-            .await
-            .is_ok()
-        {
+        if profile(&new_client).await.is_ok() {
             reloaded = true;
             break;
         }
     }
     assert!(reloaded, "new handshakes present the new certificate");
     // The connection made under the old certificate is still served.
-    let response = old_client
-        .get(&url)
-        .header("authorization", &member)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(profile(&old_client).await.unwrap().status(), 200);
     // And a fresh client that trusts only the old certificate is refused.
     assert!(tls_client(addr, &first_pem).get(&url).send().await.is_err());
-    assert!(h.sandbox.requests().len() >= 3);
+    // What reached Wix: the three requests that got through (handshakes
+    // that failed sent nothing), each with the app's token, not the
+    // member's.
+    let received = h.sandbox.requests();
+    assert_eq!(received.len(), 3);
+    for request in &received {
+        assert_eq!(
+            request.credential,
+            Credential::App {
+                instance_id: INSTANCE.into()
+            }
+        );
+        assert!(!request.headers.iter().any(|(_, v)| v.contains(&member)));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

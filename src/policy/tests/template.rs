@@ -3,7 +3,7 @@
 use http::Method;
 
 use super::set;
-use crate::policy::PathTemplate;
+use crate::policy::{PathTemplate, PolicySet};
 
 fn segs(path: &str) -> Vec<&str> {
     path.trim_start_matches('/').split('/').collect()
@@ -174,19 +174,24 @@ fn index_agrees_with_linear_scan() {
         }
     }
     for path in &paths {
-        let routed: Vec<&str> = set
-            .route(&Method::GET, path)
-            .iter()
-            .map(|m| m.rule.id())
-            .collect();
-        let linear: Vec<&str> = set
-            .rules()
-            .iter()
-            .filter(|r| r.template().matches(path))
-            .map(|r| r.id())
-            .collect();
-        assert_eq!(routed, linear, "path {path:?}");
+        assert_routing_agrees_with_linear_scan(&set, path);
     }
+}
+
+/// The trie finds exactly the rules whose templates match `path`, in order.
+fn assert_routing_agrees_with_linear_scan(set: &PolicySet, path: &[&str]) {
+    let routed: Vec<&str> = set
+        .route(&Method::GET, path)
+        .iter()
+        .map(|m| m.rule.id())
+        .collect();
+    let linear: Vec<&str> = set
+        .rules()
+        .iter()
+        .filter(|r| r.template().matches(path))
+        .map(|r| r.id())
+        .collect();
+    assert_eq!(routed, linear, "path {path:?}");
 }
 
 /// A node with more literal edges than the binary-search limit is indexed
@@ -204,18 +209,6 @@ fn wide_nodes_agree_with_linear_scan() {
     );
     let set = set(&yaml);
     for first in ["svc-0", "svc-42", "svc-99", "svc-100", "svc", "other"] {
-        let path = [first, "items", "7"];
-        let routed: Vec<&str> = set
-            .route(&Method::GET, &path)
-            .iter()
-            .map(|m| m.rule.id())
-            .collect();
-        let linear: Vec<&str> = set
-            .rules()
-            .iter()
-            .filter(|r| r.template().matches(&path))
-            .map(|r| r.id())
-            .collect();
-        assert_eq!(routed, linear, "path {path:?}");
+        assert_routing_agrees_with_linear_scan(&set, &[first, "items", "7"]);
     }
 }
