@@ -72,6 +72,9 @@ struct Args {
     connections: Vec<u32>,
     latency_seconds: u64,
     latency_connections: u32,
+    /// Set everything up, print how to reach it, and wait this long instead
+    /// of measuring: for profiling by hand (`perf`, `valgrind`, A/B runs).
+    hold: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -92,6 +95,7 @@ fn parse_args() -> Args {
         connections: vec![16, 64, 256],
         latency_seconds: 10,
         latency_connections: 64,
+        hold: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -116,6 +120,7 @@ fn parse_args() -> Args {
                     .map(|c| c.trim().parse().expect("--connections 16,64,256"))
                     .collect()
             }
+            "--hold" => args.hold = Some(value().parse().expect("--hold SECONDS")),
             "--quick" => {
                 args.quick = true;
                 args.rounds = 1;
@@ -327,6 +332,20 @@ fn main() {
     }
     let warm_stats = sandbox.stats();
     println!("warm: {warm_stats:?}");
+
+    if let Some(seconds) = args.hold {
+        for setup in &setups {
+            println!("{} {} pid={:?}", setup.key, setup.url, setup.proxy);
+        }
+        println!(
+            "scripts: {} {}",
+            get_script.display(),
+            post_script.display()
+        );
+        println!("holding for {seconds} s; see {}", dir.display());
+        std::thread::sleep(Duration::from_secs(seconds));
+        return;
+    }
 
     let script = |setup: &Setup| {
         if setup.post {
