@@ -20,10 +20,11 @@ use super::{
     headers::{self, REQUEST_ID, WIX_REQUEST_ID},
     inspect,
     log::{DecisionRecord, Pending},
+    upstream::Outgoing,
     Gateway,
 };
 use crate::{
-    body::{self, Body},
+    body::Body,
     caller::{Caller, IdentitySource},
     error::GatewayError,
     identity::{self, token_from_header, AccessToken},
@@ -196,14 +197,14 @@ impl Gateway {
                     .instrument(tracing::debug_span!("credential"))
                     .await?;
                 let body = match body {
-                    RequestBody::Buffered(bytes) => body::full(bytes),
+                    RequestBody::Buffered(bytes) => Outgoing::Bytes(bytes),
                     RequestBody::Streaming(incoming) => {
                         if inspect::declared_length(&parts.headers)
                             .is_some_and(|length| length > self.0.config.body_limit as u64)
                         {
                             return Err(GatewayError::PayloadTooLarge(self.0.config.body_limit));
                         }
-                        Limited::new(incoming, self.0.config.body_limit).boxed()
+                        Outgoing::Stream(Limited::new(incoming, self.0.config.body_limit).boxed())
                     }
                 };
                 self.forward(&target, &credential, body, record)
@@ -278,7 +279,7 @@ impl Gateway {
         let instance = &target.caller.instance_id;
         let token = self.0.credentials.app_token(instance).await?;
         let response = self
-            .forward(target, &token, body::full(bytes.clone()), record)
+            .forward(target, &token, Outgoing::Bytes(bytes.clone()), record)
             .await?;
         if response.status() != http::StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -286,7 +287,7 @@ impl Gateway {
         self.0.credentials.drop_app_token(instance, &token).await;
         let token = self.0.credentials.app_token(instance).await?;
         record.retried();
-        self.forward(target, &token, body::full(bytes), record)
+        self.forward(target, &token, Outgoing::Bytes(bytes), record)
             .await
     }
 
@@ -295,7 +296,7 @@ impl Gateway {
         &self,
         target: &UpstreamTarget<'_>,
         credential: &Secret,
-        body: Body,
+        body: Outgoing,
         record: &mut DecisionRecord,
     ) -> Result<Response<Body>, GatewayError> {
         // A signed instance is a credential: it never travels on, whether or
@@ -311,15 +312,12 @@ impl Gateway {
         headers.insert(header::AUTHORIZATION, authorization);
         headers.insert(REQUEST_ID, target.request_id.clone());
 
-        let mut request = Request::builder()
-            .method(target.canonical.method.clone())
-            .uri(format!("{}{path}", self.0.base_url))
-            .body(body)
-            .map_err(|_| GatewayError::BadRequest("the request cannot be forwarded"))?;
-        *request.headers_mut() = headers;
-
         let sent = Instant::now();
-        let response = self.0.upstream.send(request).await?;
+        let response = self
+            .0
+            .upstream
+            .send(&target.canonical.method, &path, headers, body)
+            .await?;
         record.upstream(
             response.status(),
             response.headers().get(WIX_REQUEST_ID),

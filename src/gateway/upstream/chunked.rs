@@ -1,0 +1,228 @@
+//! The chunked transfer coding of an upstream response (RFC 9112 §7.1),
+//! decoded strictly: CRLF line ends only, bounded size lines and trailers,
+//! no chunk size that could overflow. Trailers are read and dropped; the
+//! gateway forwards none.
+
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::head::invalid;
+
+/// Longest chunk-size line, extensions included.
+const MAX_LINE: usize = 4 * 1024;
+
+/// Most bytes of trailer fields after the last chunk.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Where the decoder is in the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers(usize),
+    Done,
+}
+
+/// What one step of decoding gives.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Body bytes.
+    Data(Bytes),
+    /// The buffer holds no further complete piece; read more.
+    NeedMore,
+    /// The last chunk and the trailers have been read.
+    End,
+}
+
+/// A chunked body's decoder.
+#[derive(Debug)]
+pub(super) struct Chunked {
+    state: State,
+}
+
+impl Chunked {
+    pub fn new() -> Self {
+        Self { state: State::Size }
+    }
+
+    /// Decodes from the front of `buf`, consuming what it uses.
+    pub fn step(&mut self, buf: &mut BytesMut) -> io::Result<Step> {
+        loop {
+            match self.state {
+                State::Size => {
+                    let Some(line) = take_line(buf, MAX_LINE)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let size = chunk_size(&line)?;
+                    self.state = if size == 0 {
+                        State::Trailers(0)
+                    } else {
+                        State::Data(size)
+                    };
+                }
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let take = left.min(buf.len() as u64);
+                    self.state = if take == left {
+                        State::DataEnd
+                    } else {
+                        State::Data(left - take)
+                    };
+                    return Ok(Step::Data(buf.split_to(take as usize).freeze()));
+                }
+                State::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Step::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(invalid(
+                            "a chunk of the upstream response overruns its size",
+                        ));
+                    }
+                    buf.advance(2);
+                    self.state = State::Size;
+                }
+                State::Trailers(seen) => {
+                    let Some(line) = take_line(buf, MAX_TRAILERS.saturating_sub(seen))? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    if line.is_empty() {
+                        self.state = State::Done;
+                    } else {
+                        self.state = State::Trailers(seen + line.len() + 2);
+                    }
+                }
+                State::Done => return Ok(Step::End),
+            }
+        }
+    }
+}
+
+/// Takes one CRLF-terminated line off `buf` (without its CRLF), if a whole
+/// one is there; a line longer than `max`, or one ended by a bare LF or
+/// holding a bare CR, is an error.
+fn take_line(buf: &mut BytesMut, max: usize) -> io::Result<Option<BytesMut>> {
+    let Some(lf) = memchr::memchr(b'\n', buf) else {
+        return if buf.len() > max {
+            Err(invalid("a chunk line of the upstream response is too long"))
+        } else {
+            Ok(None)
+        };
+    };
+    if lf == 0
+        || buf[lf - 1] != b'\r'
+        || lf - 1 > max
+        || memchr::memchr(b'\r', &buf[..lf - 1]).is_some()
+    {
+        return Err(invalid(
+            "a chunk line of the upstream response is malformed",
+        ));
+    }
+    let mut line = buf.split_to(lf + 1);
+    line.truncate(lf - 1);
+    Ok(Some(line))
+}
+
+/// The size on a chunk-size line: hex digits, then optional extensions
+/// (ignored).
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = line[digits..].trim_ascii_start();
+    // 15 hex digits cannot overflow a u64.
+    if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
+        return Err(invalid(
+            "a chunk size of the upstream response is malformed",
+        ));
+    }
+    Ok(line[..digits].iter().fold(0u64, |size, &digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => digit - b'A' + 10,
+        };
+        size * 16 + u64::from(value)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `input` fed in pieces of `piece` bytes: the body, or the error.
+    fn decode(input: &[u8], piece: usize) -> io::Result<Vec<u8>> {
+        let mut decoder = Chunked::new();
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decoder.step(&mut buf)? {
+                Step::Data(bytes) => body.extend_from_slice(&bytes),
+                Step::End => return Ok(body),
+                Step::NeedMore if fed < input.len() => {
+                    let end = (fed + piece).min(input.len());
+                    buf.extend_from_slice(&input[fed..end]);
+                    fed = end;
+                }
+                Step::NeedMore => return Err(invalid("ended early")),
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_decode_whatever_the_pieces() {
+        let input = b"5\r\nhello\r\n7;name=\"v\"\r\n, world\r\n0\r\nTrailer: x\r\n\r\n";
+        for piece in [1, 2, 3, 7, input.len()] {
+            assert_eq!(
+                decode(input, piece).unwrap(),
+                b"hello, world",
+                "pieces of {piece}"
+            );
+        }
+        assert_eq!(
+            decode(b"A\r\n0123456789\r\n0\r\n\r\n", 4).unwrap(),
+            b"0123456789"
+        );
+        assert_eq!(decode(b"0\r\n\r\n", 1).unwrap(), b"");
+    }
+
+    #[test]
+    fn what_follows_the_body_stays_in_the_buffer() {
+        let mut decoder = Chunked::new();
+        let mut buf = BytesMut::from(&b"2\r\nok\r\n0\r\n\r\nHTTP/1.1"[..]);
+        assert_eq!(
+            decoder.step(&mut buf).unwrap(),
+            Step::Data(Bytes::from_static(b"ok"))
+        );
+        assert_eq!(decoder.step(&mut buf).unwrap(), Step::End);
+        assert_eq!(&buf[..], b"HTTP/1.1");
+    }
+
+    #[test]
+    fn malformed_codings_are_refused() {
+        for input in [
+            &b"5\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\nhello!\r\n0\r\n\r\n",
+            b"x\r\nhello\r\n0\r\n\r\n",
+            b"\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b"5 x\r\nhello\r\n0\r\n\r\n",
+            b"5\r\r\nhello\r\n0\r\n\r\n",
+            b"ffffffffffffffff\r\n",
+            b"0\r\nX: a\nb\r\n\r\n",
+        ] {
+            assert!(
+                decode(input, 3).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let long_line = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(MAX_LINE));
+        assert!(decode(long_line.as_bytes(), 512).is_err());
+        let trailers: String = (0..2000).map(|i| format!("X-{i}: vvvvvv\r\n")).collect();
+        assert!(decode(format!("0\r\n{trailers}\r\n").as_bytes(), 512).is_err());
+    }
+}

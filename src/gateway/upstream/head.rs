@@ -1,0 +1,420 @@
+//! HTTP/1.1 message heads on the upstream side: the request head the
+//! gateway writes, the response head it reads, and how that response's body
+//! is delimited (RFC 9112 §6.3). Anything ambiguous about the framing is an
+//! error, never a guess: the answer is a 502 and the connection is closed.
+
+use std::io::{self, Write as _};
+
+use bytes::BytesMut;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// Most bytes a response head may take.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields a response head may carry.
+const MAX_HEADERS: usize = 100;
+
+/// How the request body follows the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RequestFraming {
+    /// No body, and none announced (a GET, HEAD, DELETE or OPTIONS).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked: a stream of unknown length.
+    Chunked,
+}
+
+/// Appends the request head to `out`. `path` is the canonical path and
+/// query, already encoded; the framing headers come from `framing` alone,
+/// never from `headers`.
+pub(super) fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path: &str,
+    host: &HeaderValue,
+    headers: &HeaderMap,
+    framing: RequestFraming,
+) {
+    debug_assert!(path.starts_with('/') && !path.bytes().any(|b| b <= b' '));
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        // The configuration refuses these in `forward_headers` already;
+        // the framing of what is written is this module's alone.
+        if is_framing(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(length) => {
+            let _ = write!(out, "content-length: {length}\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_framing(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name == header::CONNECTION
+}
+
+/// A response head as read.
+#[derive(Debug)]
+pub(super) struct ResponseHead {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+}
+
+/// Takes one complete response head off the front of `buf`; `Ok(None)`
+/// until all of it has arrived. Header values share the buffer's memory
+/// rather than being copied one by one.
+pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<ResponseHead>> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut raw);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD => length,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
+        Ok(_) => return Err(invalid("the upstream response head is too large")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(invalid("the upstream response has too many headers"))
+        }
+        Err(_) => return Err(invalid("the upstream response head is malformed")),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| invalid("the upstream response status is invalid"))?;
+    let version = match response.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    // Where each field sits in the buffer, so that the values can be sliced
+    // out of it once the head is split off.
+    let start = buf.as_ptr() as usize;
+    let mut fields = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = response.headers.len();
+    for (field, parsed) in fields.iter_mut().zip(response.headers.iter()) {
+        *field = (
+            parsed.name.as_ptr() as usize - start,
+            parsed.name.len(),
+            parsed.value.as_ptr() as usize - start,
+            parsed.value.len(),
+        );
+    }
+    let head = buf.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name_at, name_len, value_at, value_len) in &fields[..count] {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
+            .map_err(|_| invalid("the upstream response has an invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| invalid("the upstream response has an invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Some(ResponseHead {
+        status,
+        version,
+        headers,
+    }))
+}
+
+/// How a response body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BodyFraming {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A response's framing, and whether its connection can serve another
+/// request afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Framing {
+    pub body: BodyFraming,
+    pub reusable: bool,
+}
+
+/// The framing of a final (non-1xx) response to a `method` request, per
+/// RFC 9112 §6.3. A `Content-Length` that a chunked coding overrides is
+/// removed, and the connection is not reused after such a message.
+pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::Result<Framing> {
+    let mut reusable = head.version == Version::HTTP_11
+        && !lists_token(&head.headers, header::CONNECTION, "close");
+    let status = head.status.as_u16();
+    if method == Method::HEAD || status == 204 || status == 304 {
+        return Ok(Framing {
+            body: BodyFraming::Empty,
+            reusable,
+        });
+    }
+    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+        // Only plain chunked is understood; anything else would pass the
+        // body on in a coding the client is never told about.
+        let mut codings = head.headers.get_all(header::TRANSFER_ENCODING).iter();
+        let chunked = codings
+            .next()
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("chunked"));
+        if !chunked || codings.next().is_some() || head.version != Version::HTTP_11 {
+            return Err(invalid(
+                "the upstream response has a transfer coding other than chunked",
+            ));
+        }
+        if head.headers.remove(header::CONTENT_LENGTH).is_some() {
+            reusable = false;
+        }
+        return Ok(Framing {
+            body: BodyFraming::Chunked,
+            reusable,
+        });
+    }
+    Ok(match content_length(&head.headers)? {
+        Some(length) => Framing {
+            body: BodyFraming::Length(length),
+            reusable,
+        },
+        None => Framing {
+            body: BodyFraming::UntilClose,
+            reusable: false,
+        },
+    })
+}
+
+/// The one length every `Content-Length` value states, if any does.
+fn content_length(headers: &HeaderMap) -> io::Result<Option<u64>> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            let parsed =
+                (!item.is_empty() && item.len() <= 18 && item.iter().all(u8::is_ascii_digit))
+                    .then(|| item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
+            match (parsed, length) {
+                (Some(parsed), None) => length = Some(parsed),
+                (Some(parsed), Some(seen)) if parsed == seen => {}
+                _ => {
+                    return Err(invalid(
+                        "the upstream response has an invalid Content-Length",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(length)
+}
+
+/// Whether a comma-separated `name` header lists `token`.
+fn lists_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+pub(super) fn invalid(message: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> io::Result<Option<ResponseHead>> {
+        parse_response_head(&mut BytesMut::from(text))
+    }
+
+    fn framing_of(method: Method, text: &str) -> io::Result<Framing> {
+        let mut head = parse(text)?.expect("a complete head");
+        response_framing(&method, &mut head)
+    }
+
+    fn framing(body: BodyFraming, reusable: bool) -> Framing {
+        Framing { body, reusable }
+    }
+
+    #[test]
+    fn a_head_is_taken_off_the_buffer_with_its_fields() {
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Wix-Request-Id: abc\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\nok",
+        );
+        let head = parse_response_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(head.version, Version::HTTP_11);
+        assert_eq!(head.headers["x-wix-request-id"], "abc");
+        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a", "b"]);
+        assert_eq!(&buf[..], b"ok", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn an_incomplete_head_waits_and_a_broken_one_fails() {
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
+        assert!(parse("HTTP/1.1 200 OK\r\n").unwrap().is_none());
+        for broken in [
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+            "SMTP 200 OK\r\n\r\n",
+        ] {
+            assert!(parse(broken).is_err(), "{broken:?}");
+        }
+        let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD + 1));
+        assert!(parse(&endless).is_err());
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).is_err());
+    }
+
+    #[test]
+    fn bodies_are_delimited_as_rfc_9112_says() {
+        use BodyFraming::*;
+        let get = || Method::GET;
+        assert_eq!(
+            framing_of(get(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").unwrap(),
+            framing(Length(5), true)
+        );
+        assert_eq!(
+            framing_of(
+                get(),
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"
+            )
+            .unwrap(),
+            framing(Length(5), true)
+        );
+        assert_eq!(
+            framing_of(
+                get(),
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .unwrap(),
+            framing(Chunked, true)
+        );
+        assert_eq!(
+            framing_of(get(), "HTTP/1.1 200 OK\r\n\r\n").unwrap(),
+            framing(UntilClose, false)
+        );
+        assert_eq!(
+            framing_of(
+                get(),
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
+            )
+            .unwrap(),
+            framing(Empty, true)
+        );
+        assert_eq!(
+            framing_of(get(), "HTTP/1.1 304 Not Modified\r\n\r\n").unwrap(),
+            framing(Empty, true)
+        );
+        assert_eq!(
+            framing_of(Method::HEAD, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").unwrap(),
+            framing(Empty, true)
+        );
+        assert_eq!(
+            framing_of(
+                get(),
+                "HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 1\r\n\r\n"
+            )
+            .unwrap(),
+            framing(Length(1), false)
+        );
+        assert_eq!(
+            framing_of(get(), "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").unwrap(),
+            framing(Length(1), false)
+        );
+    }
+
+    #[test]
+    fn chunked_overrides_a_length_and_the_connection_ends_after() {
+        let mut head =
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            response_framing(&Method::GET, &mut head).unwrap(),
+            framing(BodyFraming::Chunked, false)
+        );
+        assert!(!head.headers.contains_key(header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(framing_of(Method::GET, text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_request_head_is_framed_by_the_gateway_alone() {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        headers.insert("content-length", HeaderValue::from_static("999"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("host", HeaderValue::from_static("evil.example"));
+        let host = HeaderValue::from_static("www.wixapis.com");
+        let mut out = Vec::new();
+        let path = "/members/v1/members/m1?fieldsets=FULL";
+        write_request_head(
+            &mut out,
+            &Method::POST,
+            path,
+            &host,
+            &headers,
+            RequestFraming::Length(12),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /members/v1/members/m1?fieldsets=FULL HTTP/1.1\r\nhost: www.wixapis.com\r\n\
+             accept: application/json\r\ncontent-length: 12\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            &Method::GET,
+            "/",
+            &host,
+            &HeaderMap::new(),
+            RequestFraming::None,
+        );
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: www.wixapis.com\r\n\r\n");
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            &Method::PUT,
+            "/",
+            &host,
+            &HeaderMap::new(),
+            RequestFraming::Chunked,
+        );
+        assert!(out.ends_with(b"transfer-encoding: chunked\r\n\r\n"));
+    }
+}

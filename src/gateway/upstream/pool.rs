@@ -1,0 +1,127 @@
+//! Idle keep-alive connections to a cleartext upstream, most recently used
+//! first. A connection is only ever in the pool between two exchanges, with
+//! nothing unread: the one request in flight owns it, so there is no
+//! hand-off between tasks.
+
+use std::{
+    collections::VecDeque,
+    sync::{Mutex, PoisonError},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+/// What a read asks the socket for at least.
+pub(super) const READ_CHUNK: usize = 8 * 1024;
+
+/// One connection to the upstream and what has been read from it.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub stream: TcpStream,
+    pub buf: BytesMut,
+}
+
+impl Conn {
+    /// A connection on `stream`, nothing read yet.
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
+    }
+
+    /// Whether an idle connection still looks open: nothing has arrived on
+    /// it since its last answer, not even the end of the stream. Costs no
+    /// system call unless the socket was signalled readable.
+    fn looks_open(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                // Readable: the upstream closed it (0 bytes), sent something
+                // unasked (unusable), or the flag is left over from the last
+                // read (WouldBlock clears it).
+                let mut probe = [0u8; 1];
+                matches!(
+                    self.stream.try_read(&mut probe),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+                )
+            }
+        }
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// The idle connections of one upstream.
+pub(super) struct Pool {
+    idle: Mutex<VecDeque<Idle>>,
+    idle_timeout: Duration,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle", &self.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool keeping up to `max_idle` connections, each for up to
+    /// `idle_timeout`.
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(VecDeque::new()),
+            idle_timeout,
+            max_idle,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used idle connection that still looks open.
+    pub fn checkout(&self) -> Option<Conn> {
+        loop {
+            let idle = self.lock().pop_back()?;
+            if idle.since.elapsed() < self.idle_timeout && idle.conn.looks_open() {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    /// Takes `conn` back after an exchange: kept if it can serve again and
+    /// holds nothing unread, closed otherwise.
+    pub fn finish(&self, conn: Conn, reusable: bool) {
+        if !reusable || !conn.buf.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.lock();
+        // The oldest sit at the front; those past the idle timeout go.
+        while idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)
+        {
+            idle.pop_front();
+        }
+        if idle.len() < self.max_idle {
+            idle.push_back(Idle { conn, since: now });
+        }
+    }
+
+    /// How many connections are idle.
+    #[cfg(test)]
+    pub fn idle(&self) -> usize {
+        self.lock().len()
+    }
+}
