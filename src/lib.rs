@@ -18,6 +18,7 @@ pub mod decision_log;
 pub mod demo;
 pub mod diagnostic;
 pub mod error;
+pub mod expiring_cache;
 pub mod field_name;
 pub mod gateway;
 pub mod identity;

@@ -51,7 +51,7 @@ struct RawIssuedToken {
 }
 
 /// Why a call to Wix's OAuth endpoints failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WixCallError {
     /// Wix answered that the request or credential is not acceptable
     /// (400, 401, 403, 404).

@@ -2,17 +2,17 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http::HeaderValue;
-use quick_cache::{sync::Cache, DefaultHashBuilder, Lifecycle, UnitWeighter};
 use sha2::{Digest, Sha256};
 
 use crate::{
     caller::{Caller, CallerType, IdentitySource},
     config::Config,
     error::GatewayError,
+    expiring_cache::{ExpiringCache, Fill},
     metrics::Metrics,
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
@@ -21,16 +21,9 @@ use super::interner::Interner;
 
 /// What token-info said about one token, as cached: only what the checks
 /// need, not token-info's whole answer, since up to `cache.identities` of
-/// these are kept (bench/programs/scale.rs measures them).
-#[derive(Clone)]
-struct Lookup {
-    /// Until when the answer may be used, in milliseconds on the service's
-    /// clock: an active token no longer than it lives nor than
-    /// `cache.identity_ttl`, a refused one for `cache.negative_ttl`.
-    fresh_until_ms: u64,
-    answer: Answer,
-}
-
+/// these are kept (bench/programs/scale.rs measures them). Kept no longer
+/// than the token lives nor than `cache.identity_ttl`; a refusal for
+/// `cache.negative_ttl`. A failed call is never kept.
 #[derive(Clone)]
 enum Answer {
     /// An active token: when it expires (checked on every use), and the
@@ -43,38 +36,19 @@ enum Answer {
     Inactive,
     /// token-info refused the token outright (4xx).
     Rejected,
-    /// token-info could not answer. Handed to the requests that waited on
-    /// the same call, never kept: the next request asks again.
-    Unavailable,
 }
-
-/// Counts the cache's evictions.
-#[derive(Clone)]
-struct CountEvictions(Arc<Metrics>);
-
-impl Lifecycle<[u8; 32], Lookup> for CountEvictions {
-    type RequestState = ();
-
-    fn on_evict(&self, _state: &mut (), _key: [u8; 32], _lookup: Lookup) {
-        self.0.cache_event("identity", "eviction");
-    }
-}
-
-type LookupCache = Cache<[u8; 32], Lookup, UnitWeighter, DefaultHashBuilder, CountEvictions>;
 
 /// Resolves access tokens to callers.
 #[derive(Clone)]
 pub struct IdentityService {
     wix: WixOAuth,
     app_id: String,
-    cache: Arc<LookupCache>,
-    /// The clock `Lookup::fresh_until_ms` counts on.
-    started: Instant,
+    /// token-info's answers by the token's SHA-256; `()` is a failed call.
+    cache: Arc<ExpiringCache<[u8; 32], Answer, ()>>,
     max_ttl: Duration,
     negative_ttl: Duration,
     /// Instance and site ids, one copy each however many callers share them.
     ids: Arc<Interner>,
-    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for IdentityService {
@@ -88,45 +62,28 @@ impl std::fmt::Debug for IdentityService {
 impl IdentityService {
     /// A service asking `wix`'s token-info, cached as `config` says.
     pub fn new(config: &Config, wix: WixOAuth, metrics: Arc<Metrics>) -> Self {
-        let capacity = config.cache.identities.max(1);
-        let cache = Cache::with(
-            usize::try_from(capacity).unwrap_or(usize::MAX),
-            capacity,
-            UnitWeighter,
-            DefaultHashBuilder::default(),
-            CountEvictions(metrics.clone()),
-        );
         Self {
             wix,
             app_id: config.wix.app_id.clone(),
-            cache: Arc::new(cache),
-            started: Instant::now(),
+            cache: Arc::new(ExpiringCache::new(
+                config.cache.identities,
+                "identity",
+                metrics,
+            )),
             max_ttl: config.cache.identity_ttl,
             negative_ttl: config.cache.negative_ttl,
             ids: Arc::new(Interner::default()),
-            metrics,
         }
     }
 
     /// The verified caller behind `token`.
     pub async fn authenticate(&self, token: &AccessToken<'_>) -> Result<Caller, GatewayError> {
-        let key = token.key;
-        let now_ms = self.now_ms();
         // Warm, this is a cache hit. The miss (a token-info call, single
         // flight per token) is boxed: inline, its future would make every
         // request's future several KiB larger.
-        let answer = match self.cache.get(&key) {
-            Some(lookup) if lookup.fresh_until_ms > now_ms => {
-                self.metrics.cache_event("identity", "hit");
-                lookup.answer
-            }
-            stale => {
-                if stale.is_some() {
-                    self.cache
-                        .remove_if(&key, |lookup| lookup.fresh_until_ms <= now_ms);
-                }
-                Box::pin(self.look_up(key, token.text)).await?
-            }
+        let answer = match self.cache.get(&token.key) {
+            Some(answer) => answer,
+            None => Box::pin(self.look_up(token)).await?,
         };
         match answer {
             Answer::Active { exp, caller } => {
@@ -145,59 +102,38 @@ impl IdentityService {
             Answer::Rejected => Err(GatewayError::Unauthenticated(
                 "the access token is not valid",
             )),
-            Answer::Unavailable => Err(GatewayError::IdentityUnavailable),
         }
     }
 
-    /// Asks token-info about `token`, one call per key at a time: requests
+    /// Asks token-info about `token`, one call per token at a time: requests
     /// for the same token meanwhile wait for that call's answer.
-    async fn look_up(&self, key: [u8; 32], token: &str) -> Result<Answer, GatewayError> {
-        let guard = match self.cache.get_value_or_guard_async(&key).await {
-            Ok(lookup) => {
-                // Another request's call answered: a hit for this one.
-                self.metrics.cache_event("identity", "hit");
-                return Ok(lookup.answer);
-            }
-            Err(guard) => guard,
-        };
-        self.metrics.cache_event("identity", "miss");
-        let (answer, ttl) = match self.wix.token_info(token).await {
-            Ok(info) if info.active => {
-                let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
-                let answer = Answer::Active {
-                    exp: info.exp,
-                    caller: self.caller(info),
-                };
-                let ttl = self.max_ttl.min(Duration::from_secs(left.max(0) as u64));
-                (answer, ttl)
-            }
-            Ok(_) => (Answer::Inactive, self.negative_ttl),
-            Err(WixCallError::Rejected(status)) => {
-                tracing::debug!(status, "token-info rejected the token");
-                (Answer::Rejected, self.negative_ttl)
-            }
-            Err(error @ WixCallError::Unavailable(_)) => {
-                tracing::warn!(%error, "token-info call failed");
-                (Answer::Unavailable, Duration::ZERO)
+    async fn look_up(&self, token: &AccessToken<'_>) -> Result<Answer, GatewayError> {
+        let call = async {
+            match self.wix.token_info(token.text).await {
+                Ok(info) if info.active => {
+                    let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
+                    let ttl = self.max_ttl.min(Duration::from_secs(left.max(0) as u64));
+                    let answer = Answer::Active {
+                        exp: info.exp,
+                        caller: self.caller(info),
+                    };
+                    Ok((answer, ttl))
+                }
+                Ok(_) => Ok((Answer::Inactive, self.negative_ttl)),
+                Err(WixCallError::Rejected(status)) => {
+                    tracing::debug!(status, "token-info rejected the token");
+                    Ok((Answer::Rejected, self.negative_ttl))
+                }
+                Err(error @ WixCallError::Unavailable(_)) => {
+                    tracing::warn!(%error, "token-info call failed");
+                    Err(())
+                }
             }
         };
-        let lookup = Lookup {
-            fresh_until_ms: self.now_ms().saturating_add(ttl.as_millis() as u64),
-            answer: answer.clone(),
-        };
-        let unavailable = matches!(answer, Answer::Unavailable);
-        let _ = guard.insert(lookup);
-        if unavailable {
-            // The waiters have the answer from the placeholder; the cache
-            // must not keep it.
-            self.cache
-                .remove_if(&key, |lookup| matches!(lookup.answer, Answer::Unavailable));
+        match self.cache.get_or_fill(&token.key, call).await {
+            Fill::Hit(answer) | Fill::Filled(answer) => Ok(answer),
+            Fill::Failed(()) => Err(GatewayError::IdentityUnavailable),
         }
-        Ok(answer)
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     /// Applies every check `@wix/sdk` leaves out, but expiry (checked on

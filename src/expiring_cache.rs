@@ -1,0 +1,272 @@
+//! Bounded caches of answers that expire, filled one call per key at a
+//! time: the identity cache (token-info answers) and the two token caches
+//! (app tokens, pass-through tokens) are all this.
+//!
+//! Built on quick_cache: a few bytes of bookkeeping per entry, sharded
+//! locks, and single flight through placeholders. A failed fill is handed to
+//! the callers that waited on it, then removed: a failure is never cached,
+//! and a burst during an outage still makes one call.
+
+use std::{
+    future::Future,
+    hash::Hash,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use quick_cache::{sync::Cache, DefaultHashBuilder, Equivalent, Lifecycle, UnitWeighter};
+
+use crate::metrics::Metrics;
+
+/// One cached answer.
+#[derive(Clone)]
+enum Slot<V, E> {
+    /// Usable until `until_ms`, on the cache's own clock.
+    Fresh { value: V, until_ms: u64 },
+    /// The fill failed; only ever seen by the callers that waited on it.
+    Failed(E),
+}
+
+/// Counts evictions in the cache's metric.
+#[derive(Clone)]
+struct CountEvictions {
+    metrics: Arc<Metrics>,
+    name: &'static str,
+}
+
+impl<K, V, E> Lifecycle<K, Slot<V, E>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: K, _slot: Slot<V, E>) {
+        self.metrics.cache_event(self.name, "eviction");
+    }
+}
+
+/// How a lookup was answered.
+pub enum Fill<V, E> {
+    /// From the cache, or from another caller's fill that this one waited on.
+    Hit(V),
+    /// By this caller's own fill.
+    Filled(V),
+    /// The fill failed, with this error (for every caller that waited on
+    /// it too).
+    Failed(E),
+}
+
+/// A bounded cache whose entries expire, counted in the metrics as `name`
+/// (hits, misses, evictions).
+pub struct ExpiringCache<K, V, E> {
+    cache: Cache<K, Slot<V, E>, UnitWeighter, DefaultHashBuilder, CountEvictions>,
+    started: Instant,
+    name: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl<K, V, E> std::fmt::Debug for ExpiringCache<K, V, E>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    E: Clone,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpiringCache")
+            .field("name", &self.name)
+            .field("entries", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, E> ExpiringCache<K, V, E>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    E: Clone,
+{
+    /// A cache of up to `capacity` entries.
+    pub fn new(capacity: u64, name: &'static str, metrics: Arc<Metrics>) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            cache: Cache::with(
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+                capacity,
+                UnitWeighter,
+                DefaultHashBuilder::default(),
+                CountEvictions {
+                    metrics: metrics.clone(),
+                    name,
+                },
+            ),
+            started: Instant::now(),
+            name,
+            metrics,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The fresh answer for `key`, if the cache holds one (counted as a hit).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        match self.cache.get(key)? {
+            Slot::Fresh { value, until_ms } if until_ms > self.now_ms() => {
+                self.metrics.cache_event(self.name, "hit");
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// The answer for `key`: cached if fresh, otherwise from `fill`, which
+    /// gives the answer and how long it stays fresh. Callers asking for the
+    /// same key meanwhile wait for that one fill.
+    pub async fn get_or_fill<Q, F>(&self, key: &Q, fill: F) -> Fill<V, E>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<(V, Duration), E>>,
+    {
+        if let Some(value) = self.get(key) {
+            return Fill::Hit(value);
+        }
+        // A stale answer goes first, or the placeholder below would find it.
+        let now_ms = self.now_ms();
+        self.cache.remove_if(key, |slot| match slot {
+            Slot::Fresh { until_ms, .. } => *until_ms <= now_ms,
+            Slot::Failed(_) => false,
+        });
+        let guard = match self.cache.get_value_or_guard_async(key).await {
+            Ok(Slot::Fresh { value, .. }) => {
+                self.metrics.cache_event(self.name, "hit");
+                return Fill::Hit(value);
+            }
+            Ok(Slot::Failed(error)) => return Fill::Failed(error),
+            Err(guard) => guard,
+        };
+        self.metrics.cache_event(self.name, "miss");
+        match fill.await {
+            Ok((value, fresh_for)) => {
+                let until_ms = self.now_ms().saturating_add(fresh_for.as_millis() as u64);
+                let _ = guard.insert(Slot::Fresh {
+                    value: value.clone(),
+                    until_ms,
+                });
+                Fill::Filled(value)
+            }
+            Err(error) => {
+                // The waiters take the failure from the placeholder; the
+                // cache must not keep it.
+                let _ = guard.insert(Slot::Failed(error.clone()));
+                self.cache
+                    .remove_if(key, |slot| matches!(slot, Slot::Failed(_)));
+                Fill::Failed(error)
+            }
+        }
+    }
+
+    /// Forgets the answer for `key` if `stale` says it is the stale one.
+    pub fn remove_if<Q>(&self, key: &Q, stale: impl FnOnce(&V) -> bool)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.cache.remove_if(key, |slot| match slot {
+            Slot::Fresh { value, .. } => stale(value),
+            Slot::Failed(_) => false,
+        });
+    }
+
+    /// How many answers are cached.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether no answer is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    type Cache = ExpiringCache<String, u32, &'static str>;
+
+    fn cache() -> Arc<Cache> {
+        Arc::new(ExpiringCache::new(10, "test", Arc::new(Metrics::new())))
+    }
+
+    /// Ten callers at once for `key`; returns how many fills ran and what
+    /// each caller got.
+    async fn burst(
+        cache: &Arc<Cache>,
+        key: &'static str,
+        answer: Result<u32, &'static str>,
+        fresh_for: Duration,
+    ) -> (usize, Vec<Fill<u32, &'static str>>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let callers = (0..10).map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill(key, async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        answer.map(|value| (value, fresh_for))
+                    })
+                    .await
+            })
+        });
+        let mut fills = Vec::new();
+        for caller in callers.collect::<Vec<_>>() {
+            fills.push(caller.await.unwrap());
+        }
+        (calls.load(Ordering::SeqCst), fills)
+    }
+
+    #[tokio::test]
+    async fn a_burst_makes_one_fill_and_its_answer_is_kept() {
+        let cache = cache();
+        let (calls, fills) = burst(&cache, "k", Ok(7), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1);
+        let filled = fills
+            .iter()
+            .filter(|f| matches!(f, Fill::Filled(7)))
+            .count();
+        let hits = fills.iter().filter(|f| matches!(f, Fill::Hit(7))).count();
+        assert_eq!((filled, hits), (1, 9));
+        assert_eq!(cache.get("k"), Some(7));
+        cache.remove_if("k", |value| *value == 8);
+        assert_eq!(cache.get("k"), Some(7), "not the stale one: kept");
+        cache.remove_if("k", |value| *value == 7);
+        assert_eq!(cache.get("k"), None);
+    }
+
+    #[tokio::test]
+    async fn a_failure_reaches_every_waiter_and_is_never_kept() {
+        let cache = cache();
+        let (calls, fills) = burst(&cache, "k", Err("down"), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1);
+        assert!(fills.iter().all(|f| matches!(f, Fill::Failed("down"))));
+        assert_eq!(cache.get("k"), None);
+        assert!(cache.is_empty());
+        let (calls, _) = burst(&cache, "k", Ok(1), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1, "the next caller asks again");
+    }
+
+    #[tokio::test]
+    async fn an_expired_answer_is_filled_again() {
+        let cache = cache();
+        let (calls, _) = burst(&cache, "k", Ok(1), Duration::ZERO).await;
+        assert_eq!(calls, 1);
+        assert_eq!(cache.get("k"), None);
+        let (calls, fills) = burst(&cache, "k", Ok(2), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1);
+        assert!(fills.iter().any(|f| matches!(f, Fill::Filled(2))));
+        assert_eq!(cache.get("k"), Some(2));
+    }
+}
