@@ -4,21 +4,29 @@
 //! per request) and checks out of a pool keyed by origin; an upstream here
 //! is one fixed origin, so none of that is needed (bench/profile-notes.md).
 
-use std::{io, sync::Arc, time::Duration};
+use std::{
+    io,
+    pin::pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{tcp::WriteHalf, TcpStream},
 };
 
 use super::{
     body::{Remaining, ResponseBody},
     head::{
         invalid, parse_response_head, response_framing, write_request_head, BodyFraming,
-        RequestFraming,
+        RequestFraming, ResponseHead,
     },
     pool::{Conn, Pool, READ_CHUNK},
     Outgoing,
@@ -82,7 +90,7 @@ impl Http1 {
             port,
             authority,
             connect_timeout,
-            pool: Arc::new(Pool::new(MAX_IDLE, idle_timeout)),
+            pool: Pool::new(MAX_IDLE, idle_timeout),
         }
     }
 
@@ -183,14 +191,11 @@ impl Http1 {
         head: &[u8],
         payload: Payload<'_>,
     ) -> Result<Response<Body>, Failure> {
-        if let Err(error) = write_request(&mut conn.stream, head, payload).await {
-            return Err(Failure::NoAnswer {
-                error,
-                written: false,
-            });
-        }
-        let mut head = read_final_head(&mut conn).await?;
-        let framing = response_framing(method, &mut head).map_err(Failure::Failed)?;
+        let (mut head, complete) = write_and_read_head(&mut conn, head, payload).await?;
+        let mut framing = response_framing(method, &mut head).map_err(Failure::Failed)?;
+        // Answered before the whole request was written: the connection is
+        // left in the middle of a request and serves no other.
+        framing.reusable &= complete;
 
         let mut response = Response::new(body::empty());
         *response.status_mut() = head.status;
@@ -237,31 +242,138 @@ enum Payload<'a> {
     Stream(Body, RequestFraming),
 }
 
-async fn write_request(
-    stream: &mut TcpStream,
+/// Writes the request on `conn` while watching for its answer, and returns
+/// the final response head and whether the whole request was written. An
+/// upstream may answer before it has read the whole body (a 413, a 401) and
+/// then stop reading or close: that answer is returned, the rest of the
+/// body is not sent, and the exchange does not hang on a write nobody reads.
+async fn write_and_read_head(
+    conn: &mut Conn,
     head: &[u8],
     payload: Payload<'_>,
-) -> io::Result<()> {
-    stream.write_all(head).await?;
-    match payload {
-        Payload::Bytes(rest) if rest.is_empty() => Ok(()),
-        Payload::Bytes(rest) => stream.write_all(rest).await,
-        Payload::Stream(body, framing) => write_stream(stream, body, framing).await,
+) -> Result<(ResponseHead, bool), Failure> {
+    let Conn { stream, buf } = conn;
+    let (mut reader, mut writer) = stream.split();
+    let sent = AtomicU64::new(0);
+    let mut write = pin!(write_request(&mut writer, head, payload, &sent));
+    let mut written = false;
+    let mut write_error = None;
+    let mut answered = false;
+    let mut interim = 0;
+    loop {
+        if let Some(head) = take_final_head(buf, &mut interim).map_err(Failure::Failed)? {
+            return Ok((head, written));
+        }
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            biased;
+            result = &mut write, if !written && write_error.is_none() => {
+                match result {
+                    Ok(()) => written = true,
+                    // The socket failed: an answer may be on its way all
+                    // the same, or the end of the stream.
+                    Err(WriteError::Socket(error)) => write_error = Some(error),
+                    // The upstream waits for bytes that will never come.
+                    Err(WriteError::Body(error)) => return Err(Failure::Failed(error)),
+                }
+                continue;
+            }
+            read = reader.read_buf(buf) => read,
+        };
+        let error = match read {
+            Ok(0) => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the upstream closed the connection before answering",
+            ),
+            Ok(_) => {
+                answered = true;
+                continue;
+            }
+            Err(error) => error,
+        };
+        return Err(if answered {
+            Failure::Failed(error)
+        } else {
+            Failure::NoAnswer {
+                error: write_error.unwrap_or(error),
+                written: sent.load(Ordering::Relaxed) > 0,
+            }
+        });
     }
+}
+
+/// Takes the final response head off the front of `buf`, once it is all
+/// there, skipping interim (1xx) ones; `interim` counts those.
+fn take_final_head(buf: &mut BytesMut, interim: &mut usize) -> io::Result<Option<ResponseHead>> {
+    while let Some(head) = parse_response_head(buf)? {
+        if !head.status.is_informational() {
+            return Ok(Some(head));
+        }
+        if head.status == StatusCode::SWITCHING_PROTOCOLS || *interim == MAX_INFORMATIONAL {
+            return Err(invalid(
+                "the upstream answered with an unexpected interim response",
+            ));
+        }
+        *interim += 1;
+    }
+    Ok(None)
+}
+
+/// Why a request could not be written.
+enum WriteError {
+    /// The connection failed.
+    Socket(io::Error),
+    /// The client's body failed, or did not match its announced length.
+    Body(io::Error),
+}
+
+async fn write_request(
+    writer: &mut WriteHalf<'_>,
+    head: &[u8],
+    payload: Payload<'_>,
+    sent: &AtomicU64,
+) -> Result<(), WriteError> {
+    write_counted(writer, head, sent).await?;
+    match payload {
+        Payload::Bytes(rest) => write_counted(writer, rest, sent).await,
+        Payload::Stream(body, framing) => write_stream(writer, body, framing, sent).await,
+    }
+}
+
+/// Writes all of `data`, counting in `sent` every byte the socket took:
+/// whether any did decides if a failed request may be sent again.
+async fn write_counted(
+    writer: &mut WriteHalf<'_>,
+    mut data: &[u8],
+    sent: &AtomicU64,
+) -> Result<(), WriteError> {
+    while !data.is_empty() {
+        let n = writer.write(data).await.map_err(WriteError::Socket)?;
+        if n == 0 {
+            return Err(WriteError::Socket(io::ErrorKind::WriteZero.into()));
+        }
+        sent.fetch_add(n as u64, Ordering::Relaxed);
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 /// Streams `body` as `framing` announced it; a body that turns out longer
 /// or shorter than announced fails the exchange (and closes the
 /// connection) rather than desynchronizing it.
 async fn write_stream(
-    stream: &mut TcpStream,
+    writer: &mut WriteHalf<'_>,
     mut body: Body,
     framing: RequestFraming,
-) -> io::Result<()> {
-    let mut sent = 0u64;
+    sent: &AtomicU64,
+) -> Result<(), WriteError> {
+    let mut length = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|error| io::Error::other(format!("the request body failed: {error}")))?;
+        let frame = frame.map_err(|error| {
+            WriteError::Body(io::Error::other(format!(
+                "the request body failed: {error}"
+            )))
+        })?;
         // Trailers are not forwarded.
         let Ok(data) = frame.into_data() else {
             continue;
@@ -269,74 +381,30 @@ async fn write_stream(
         if data.is_empty() {
             continue;
         }
-        sent += data.len() as u64;
+        length += data.len() as u64;
         match framing {
             RequestFraming::Chunked => {
                 let mut chunk = Vec::with_capacity(data.len() + 20);
                 chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
-                stream.write_all(&chunk).await?;
+                write_counted(writer, &chunk, sent).await?;
             }
-            RequestFraming::Length(length) if sent <= length => stream.write_all(&data).await?,
-            _ => return Err(invalid("the request body is longer than announced")),
+            RequestFraming::Length(announced) if length <= announced => {
+                write_counted(writer, &data, sent).await?;
+            }
+            _ => {
+                return Err(WriteError::Body(invalid(
+                    "the request body is longer than announced",
+                )))
+            }
         }
     }
     match framing {
-        RequestFraming::Chunked => stream.write_all(b"0\r\n\r\n").await,
-        RequestFraming::Length(length) if sent != length => {
-            Err(invalid("the request body is shorter than announced"))
-        }
+        RequestFraming::Chunked => write_counted(writer, b"0\r\n\r\n", sent).await,
+        RequestFraming::Length(announced) if length != announced => Err(WriteError::Body(invalid(
+            "the request body is shorter than announced",
+        ))),
         _ => Ok(()),
-    }
-}
-
-/// Reads up to the final response head, skipping interim (1xx) ones.
-async fn read_final_head(conn: &mut Conn) -> Result<super::head::ResponseHead, Failure> {
-    let mut answered = false;
-    let mut informational = 0;
-    loop {
-        match parse_response_head(&mut conn.buf) {
-            Ok(Some(head)) if head.status.is_informational() => {
-                if head.status == StatusCode::SWITCHING_PROTOCOLS
-                    || informational == MAX_INFORMATIONAL
-                {
-                    return Err(Failure::Failed(invalid(
-                        "the upstream answered with an unexpected interim response",
-                    )));
-                }
-                informational += 1;
-                continue;
-            }
-            Ok(Some(head)) => return Ok(head),
-            Ok(None) => {}
-            Err(error) => return Err(Failure::Failed(error)),
-        }
-        conn.buf.reserve(READ_CHUNK);
-        let read = conn.stream.read_buf(&mut conn.buf).await;
-        match read {
-            Ok(0) => {
-                let error = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the upstream closed the connection before answering",
-                );
-                return Err(if answered {
-                    Failure::Failed(error)
-                } else {
-                    Failure::NoAnswer {
-                        error,
-                        written: true,
-                    }
-                });
-            }
-            Ok(_) => answered = true,
-            Err(error) if !answered => {
-                return Err(Failure::NoAnswer {
-                    error,
-                    written: true,
-                })
-            }
-            Err(error) => return Err(Failure::Failed(error)),
-        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -76,13 +76,18 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// A pool keeping up to `max_idle` connections, each for up to
-    /// `idle_timeout`.
-    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
-        Self {
+    /// `idle_timeout`. Inside a tokio runtime, a task sweeps it twice per
+    /// idle timeout for as long as the pool lives.
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
+        let pool = Arc::new(Self {
             idle: Mutex::new(VecDeque::new()),
             idle_timeout,
             max_idle,
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep_while_alive(Arc::downgrade(&pool), idle_timeout / 2));
         }
+        pool
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
@@ -119,9 +124,29 @@ impl Pool {
         }
     }
 
+    /// Closes the connections past the idle timeout or closed by the
+    /// upstream, so that none lingers once traffic stops.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.lock().retain(|idle| {
+            now.duration_since(idle.since) < self.idle_timeout && idle.conn.looks_open()
+        });
+    }
+
     /// How many connections are idle.
     #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.lock().len()
+    }
+}
+
+async fn sweep_while_alive(pool: Weak<Pool>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.sweep();
     }
 }

@@ -36,6 +36,10 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_keeping_idle(Duration::from_secs(60)).await
+}
+
+async fn harness_keeping_idle(idle_timeout: Duration) -> Harness {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, accepted) = mpsc::unbounded_channel();
@@ -52,7 +56,7 @@ async fn harness() -> Harness {
         port,
         HeaderValue::from_str(&authority).unwrap(),
         Duration::from_secs(2),
-        Duration::from_secs(60),
+        idle_timeout,
     );
     Harness {
         transport: Arc::new(transport),
@@ -152,8 +156,26 @@ fn ok(status: u16, body: &'static str) -> (u16, Bytes) {
     (status, Bytes::from_static(body.as_bytes()))
 }
 
-/// A streamed request body of unknown length.
-struct Pieces(VecDeque<Bytes>);
+/// A streamed request body: its pieces, then its end, or (`stalls`) a
+/// client that never sends the rest; of unknown length unless `announced`.
+struct Pieces {
+    pieces: VecDeque<Bytes>,
+    stalls: bool,
+    announced: Option<u64>,
+}
+
+impl Pieces {
+    fn new(pieces: &[&'static [u8]]) -> Self {
+        Self {
+            pieces: pieces
+                .iter()
+                .map(|piece| Bytes::from_static(piece))
+                .collect(),
+            stalls: false,
+            announced: None,
+        }
+    }
+}
 
 impl Body for Pieces {
     type Data = Bytes;
@@ -163,7 +185,17 @@ impl Body for Pieces {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Poll::Ready(self.0.pop_front().map(|piece| Ok(Frame::data(piece))))
+        match self.pieces.pop_front() {
+            Some(piece) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+            None if self.stalls => Poll::Pending,
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.announced
+            .map(hyper::body::SizeHint::with_exact)
+            .unwrap_or_default()
     }
 }
 
@@ -247,11 +279,7 @@ async fn request_bodies_are_framed_by_the_gateway() {
     assert_eq!(joined(request).await.unwrap(), ok(200, ""));
 
     // A stream of unknown length goes chunked.
-    let pieces = Pieces(VecDeque::from([
-        Bytes::from_static(b"hello"),
-        Bytes::new(),
-        Bytes::from_static(b" world"),
-    ]));
+    let pieces = Pieces::new(&[b"hello", b"", b" world"]);
     let request = h.send(Method::PUT, "/items", Outgoing::Stream(pieces.boxed()));
     let head = read_request(&mut conn, 0).await;
     assert!(
@@ -460,4 +488,100 @@ async fn a_body_dropped_half_way_closes_its_connection() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(DEADLINE, conn.read_to_end(&mut rest)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+}
+
+/// A body larger than the socket buffers on both sides take in.
+fn large_body() -> Bytes {
+    Bytes::from(vec![b'x'; 8 << 20])
+}
+
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_is_returned_and_never_sent_twice() {
+    let mut h = harness().await;
+    let mut conn = pooled(&mut h).await;
+    let request = h.send(Method::POST, "/upload", Outgoing::Bytes(large_body()));
+    let head = read_request(&mut conn, 0).await;
+    assert!(head.contains("content-length: 8388608"), "{head:?}");
+    answer(
+        &mut conn,
+        &["HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"],
+    )
+    .await;
+    drop(conn);
+    assert_eq!(joined(request).await.unwrap(), ok(413, ""));
+    h.assert_no_new_connection().await;
+    assert_eq!(h.transport.idle(), 0);
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_and_stops_reading_does_not_hang_the_exchange() {
+    let mut h = harness().await;
+    let request = h.send(Method::PUT, "/upload", Outgoing::Bytes(large_body()));
+    let mut conn = h.next_connection().await;
+    read_request(&mut conn, 0).await;
+    answer(
+        &mut conn,
+        &["HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno"],
+    )
+    .await;
+    // The upstream keeps the connection open and reads nothing more.
+    assert_eq!(joined(request).await.unwrap(), ok(401, "no"));
+    assert_eq!(
+        h.transport.idle(),
+        0,
+        "left mid-request, it serves no other"
+    );
+    drop(conn);
+}
+
+#[tokio::test]
+async fn a_stalled_upload_still_gets_the_upstreams_early_answer() {
+    let mut h = harness().await;
+    let mut upload = Pieces::new(&[b"{\"first\":"]);
+    upload.stalls = true;
+    let request = h.send(Method::POST, "/upload", Outgoing::Stream(upload.boxed()));
+    let mut conn = h.next_connection().await;
+    let head = read_request(&mut conn, 0).await;
+    assert!(head.contains("transfer-encoding: chunked"), "{head:?}");
+    answer(
+        &mut conn,
+        &["HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"],
+    )
+    .await;
+    assert_eq!(joined(request).await.unwrap(), ok(413, ""));
+    assert_eq!(h.transport.idle(), 0);
+}
+
+#[tokio::test]
+async fn a_body_shorter_or_longer_than_announced_ends_the_exchange() {
+    for (pieces, announced) in [(&[&b"hello"[..]][..], 10), (&[b"hello", b" world"], 5)] {
+        let mut h = harness().await;
+        let mut upload = Pieces::new(pieces);
+        upload.announced = Some(announced);
+        let request = h.send(Method::POST, "/upload", Outgoing::Stream(upload.boxed()));
+        let mut conn = h.next_connection().await;
+        let head = read_request(&mut conn, 0).await;
+        assert!(
+            head.contains(&format!("content-length: {announced}")),
+            "{head:?}"
+        );
+        assert!(joined(request).await.is_err(), "{pieces:?} as {announced}");
+        // The upstream sees the connection end, not a request waiting for
+        // bytes that never come.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(DEADLINE, conn.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "{read:?}");
+        assert!(rest.len() as u64 <= announced, "never more than announced");
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_once_their_time_is_up_without_traffic() {
+    let mut h = harness_keeping_idle(Duration::from_millis(200)).await;
+    let mut conn = pooled(&mut h).await;
+    assert_eq!(h.transport.idle(), 1);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, conn.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+    assert_eq!(h.transport.idle(), 0);
 }
