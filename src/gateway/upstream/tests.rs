@@ -428,15 +428,21 @@ async fn ambiguous_or_broken_answers_fail_and_close_the_connection() {
         let mut conn = h.next_connection().await;
         read_request(&mut conn, 0).await;
         answer(&mut conn, pieces).await;
-        if closes {
-            drop(conn);
-        }
+        let mut conn = (!closes).then_some(conn);
         let answer = joined(request).await;
         match &expected {
             Some(expected) => assert_eq!(answer.as_ref().unwrap(), expected, "{pieces:?}"),
             None => assert!(answer.is_err(), "{pieces:?}: {answer:?}"),
         }
         assert_eq!(h.transport.idle(), 0, "{pieces:?}");
+        if let Some(conn) = conn.as_mut() {
+            // The gateway ends the connection.
+            let read = tokio::time::timeout(DEADLINE, conn.read(&mut [0u8; 64])).await;
+            assert!(
+                matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+                "{pieces:?}: {read:?}"
+            );
+        }
     }
 }
 
