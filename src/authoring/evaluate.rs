@@ -234,9 +234,7 @@ pub fn evaluate(
     let caller = match caller {
         ProbeCaller::Known(caller)
             if caller.source == IdentitySource::SignedInstance
-                && !matches
-                    .iter()
-                    .any(|m| m.rule.accepts_source(IdentitySource::SignedInstance)) =>
+                && !crate::policy::accepted_by_any(&matches, IdentitySource::SignedInstance) =>
         {
             Err(GatewayError::Unauthenticated("missing access token"))
         }
@@ -253,10 +251,7 @@ pub fn evaluate(
     };
 
     // authorize: the body is read only when a rule that could admit this caller reads it.
-    let reads_body = matches
-        .iter()
-        .any(|m| m.rule.reads_body() && m.rule.admits(caller.subject_type, caller.source));
-    let json = if reads_body {
+    let json = if crate::policy::body_needed(&matches, caller) {
         let bytes = probe.body.as_deref().unwrap_or_default();
         if bytes.len() > settings.body_limit {
             evaluation.outcome = refused(&GatewayError::PayloadTooLarge(settings.body_limit));

@@ -99,7 +99,14 @@ impl CanonicalRequest {
 
     /// The path and query as forwarded, without the pairs `skip` rejects.
     pub fn path_and_query(&self, skip: impl Fn(&str) -> bool) -> String {
-        let mut out = self.path();
+        self.with_query(&self.path(), skip)
+    }
+
+    /// `path` (this request's [`path`](Self::path), already encoded) and
+    /// the query as forwarded, without the pairs `skip` rejects.
+    pub fn with_query(&self, path: &str, skip: impl Fn(&str) -> bool) -> String {
+        let mut out = String::with_capacity(path.len() + 64);
+        out.push_str(path);
         let mut first = true;
         for (key, value) in self.query.iter().filter(|(key, _)| !skip(key)) {
             out.push(if first { '?' } else { '&' });

@@ -101,7 +101,9 @@ impl Gateway {
         // canonicalize
         let canonical = tracing::debug_span!("canonicalize")
             .in_scope(|| CanonicalRequest::parse(&parts.method, &parts.uri, &parts.headers))?;
-        record.path(canonical.path());
+        // Encoded once: logged, and forwarded.
+        let path = canonical.path();
+        record.path(path.clone());
         let origin = origin?;
         if let Some(preflight) =
             self.0
@@ -129,10 +131,7 @@ impl Gateway {
 
         // authorize: the body is read only when a rule that could admit this
         // caller inspects it.
-        let reads_body = matches.iter().any(|candidate| {
-            candidate.rule.reads_body() && candidate.rule.admits(caller.subject_type, caller.source)
-        });
-        let (body, json) = if reads_body {
+        let (body, json) = if policy::body_needed(&matches, &caller) {
             let bytes = self.read_body(&parts.headers, body).await?;
             let json = inspect::parse_json(&parts.headers, &bytes)?;
             (RequestBody::Buffered(bytes), json)
@@ -171,6 +170,7 @@ impl Gateway {
         let target = UpstreamTarget {
             parts: &parts,
             canonical: &canonical,
+            path: &path,
             caller: &caller,
             request_id,
         };
@@ -243,12 +243,7 @@ impl Gateway {
             let caller = self.0.identity.authenticate(&token).await?;
             return Ok((caller, Some(token)));
         }
-        let instance_allowed = matches.iter().any(|candidate| {
-            candidate
-                .rule
-                .accepts_source(IdentitySource::SignedInstance)
-        });
-        if instance_allowed {
+        if policy::accepted_by_any(matches, IdentitySource::SignedInstance) {
             let mut instances = canonical.query_values("instance");
             match (instances.next(), instances.next()) {
                 (Some(instance), None) => {
@@ -301,7 +296,9 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         // A signed instance is a credential: it never travels on, whether or
         // not it was the one used.
-        let path = target.canonical.path_and_query(|key| key == "instance");
+        let path = target
+            .canonical
+            .with_query(target.path, |key| key == "instance");
         let mut headers = headers::upstream_request_headers(
             &target.parts.headers,
             &self.0.config.forward_headers,
@@ -331,6 +328,8 @@ impl Gateway {
 struct UpstreamTarget<'a> {
     parts: &'a Parts,
     canonical: &'a CanonicalRequest,
+    /// The canonical path, encoded.
+    path: &'a str,
     caller: &'a Caller,
     request_id: &'a HeaderValue,
 }

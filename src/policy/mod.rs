@@ -237,6 +237,20 @@ pub struct RouteMatch<'a> {
     pub captures: Vec<(&'a str, String)>,
 }
 
+/// Whether a request whose routed rules are `matches` may be identified by
+/// `source`: a signed instance counts only where one of them takes it.
+pub fn accepted_by_any(matches: &[RouteMatch<'_>], source: IdentitySource) -> bool {
+    matches.iter().any(|m| m.rule.accepts_source(source))
+}
+
+/// Whether the body must be read to decide: some routed rule that could
+/// admit `caller` inspects it. Otherwise the body streams on unread.
+pub fn body_needed(matches: &[RouteMatch<'_>], caller: &crate::caller::Caller) -> bool {
+    matches
+        .iter()
+        .any(|m| m.rule.reads_body() && m.rule.admits(caller.subject_type, caller.source))
+}
+
 /// A compiled, immutable set of rules with its route index.
 #[derive(Debug)]
 pub struct PolicySet {
