@@ -63,6 +63,19 @@ rules:
     identity: [signed_instance]
 "#;
 
+/// One rule: a member reads their own profile, elevated (the sandbox's
+/// delay knob allowed), for the tests that run the binary.
+pub const OWN_PROFILE_POLICY: &str = r#"
+rules:
+  - id: member-reads-own-profile
+    match: { methods: [GET], path: "/members/v1/members/{memberId}" }
+    callers: [MEMBER]
+    mode: elevate
+    when:
+      path.memberId: { equals: caller.subjectId }
+    allow_query: [_sandbox_delay_ms]
+"#;
+
 /// A running sandbox and gateway.
 pub struct Harness {
     /// Where this gateway's decision log is written.
@@ -265,4 +278,80 @@ pub fn first_header(request: &wix_elevator::sandbox::RecordedRequest, name: &str
         .first()
         .map(|value| (*value).to_owned())
         .unwrap_or_default()
+}
+
+/// The real binary serving `config` (YAML, in a fresh folder with
+/// `policies` as `policies/policy.yaml`), started with `env`; killed when
+/// dropped.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub proxy: String,
+    /// Where its admin endpoints listen, if they do.
+    pub admin: Option<String>,
+    pub dir: PathBuf,
+}
+
+impl GatewayProcess {
+    pub fn start(config: &str, policies: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("wix-elevator-proc-{:x}", rand_id()));
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        std::fs::write(dir.join("policies/policy.yaml"), policies).unwrap();
+        std::fs::write(dir.join("proxy.yaml"), config).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wix-elevator"))
+            .args(["serve", "--config"])
+            .arg(dir.join("proxy.yaml"))
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let ready = loop {
+            match lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains("gateway ready") => break line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the gateway did not report ready:\n{}", seen.join("\n")),
+            }
+        };
+        let proxy = log_field(&ready, "listen=").to_owned();
+        let admin = ready
+            .contains("admin=Some(")
+            .then(|| log_field(&ready, "admin=Some(").to_owned());
+        Self {
+            child,
+            proxy,
+            admin,
+            dir,
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The value after `key=` in a log line.
+fn log_field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[start..]
+        .split(|c: char| c.is_whitespace() || c == ')')
+        .next()
+        .unwrap()
 }
