@@ -88,7 +88,7 @@ impl DecisionRecord {
         let status = done.status.as_u16();
         // Written straight from borrowed fields: no intermediate JSON tree.
         let line = Line {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()),
+            ts: SystemTime::now(),
             request_id: done.request_id,
             peer: done.peer.ip(),
             method: done.method.as_str(),
@@ -126,7 +126,7 @@ impl DecisionRecord {
 
 /// One decision record as written: borrowed from the record, nothing copied.
 struct Line<'a> {
-    ts: humantime::Rfc3339Timestamp,
+    ts: SystemTime,
     request_id: &'a str,
     peer: std::net::IpAddr,
     method: &'a str,
@@ -152,7 +152,7 @@ impl Line<'_> {
     /// (bench/profile-notes.md), and almost every value here needs none.
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut object = JsonObject::new(out);
-        object.display("ts", &self.ts);
+        object.timestamp("ts", self.ts);
         object.string("request_id", Some(self.request_id));
         object.display("peer", &self.peer);
         object.string("method", Some(self.method));
@@ -164,12 +164,12 @@ impl Line<'_> {
         object.string("caller_type", self.caller_type);
         object.string("caller", self.caller);
         object.string("instance", self.instance);
-        object.raw("status", Some(self.status));
-        object.raw("upstream_status", self.upstream_status);
+        object.integer("status", Some(self.status));
+        object.integer("upstream_status", self.upstream_status);
         object.string("wix_request_id", self.wix_request_id);
-        object.raw("retried", Some(self.retried));
-        object.raw("latency_ms", Some(self.latency_ms));
-        object.raw("upstream_ms", self.upstream_ms);
+        object.boolean("retried", self.retried);
+        object.float("latency_ms", Some(self.latency_ms));
+        object.float("upstream_ms", self.upstream_ms);
         object.end();
     }
 }
@@ -220,15 +220,66 @@ impl<'a> JsonObject<'a> {
         self.out.push(b'"');
     }
 
-    /// A number or boolean member, or `null`.
-    fn raw(&mut self, name: &str, value: Option<impl std::fmt::Display>) {
+    /// An integer member, or `null`.
+    fn integer(&mut self, name: &str, value: Option<impl itoa::Integer>) {
         self.key(name);
         match value {
-            Some(value) => {
-                let _ = write!(self.out, "{value}");
-            }
+            Some(value) => self
+                .out
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
             None => self.out.extend_from_slice(b"null"),
         }
+    }
+
+    /// A finite number member (latencies), or `null`.
+    fn float(&mut self, name: &str, value: Option<f64>) {
+        self.key(name);
+        match value.filter(|value| value.is_finite()) {
+            Some(value) => self
+                .out
+                .extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes()),
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn boolean(&mut self, name: &str, value: bool) {
+        self.key(name);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    /// An RFC 3339 UTC timestamp with milliseconds. The calendar part is
+    /// formatted once per second per thread, not once per record.
+    fn timestamp(&mut self, name: &str, at: SystemTime) {
+        thread_local! {
+            /// The second last formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+            static SECOND: std::cell::RefCell<(u64, [u8; 19])> =
+                const { std::cell::RefCell::new((u64::MAX, [0; 19])) };
+        }
+        let since_epoch = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let second = since_epoch.as_secs();
+        self.key(name);
+        self.out.push(b'"');
+        SECOND.with_borrow_mut(|(cached, prefix)| {
+            if *cached != second {
+                let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(second);
+                let formatted = humantime::format_rfc3339_seconds(whole).to_string();
+                prefix.copy_from_slice(&formatted.as_bytes()[..19]);
+                *cached = second;
+            }
+            self.out.extend_from_slice(prefix);
+        });
+        let millis = since_epoch.subsec_millis();
+        self.out.extend_from_slice(&[
+            b'.',
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+            b'"',
+        ]);
     }
 
     fn end(self) {
@@ -332,7 +383,7 @@ mod tests {
 
     fn line<'a>(path: Option<&'a str>, upstream_ms: Option<f64>) -> Line<'a> {
         Line {
-            ts: humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH),
+            ts: SystemTime::UNIX_EPOCH,
             request_id: "abc",
             peer: "::1".parse().unwrap(),
             method: "GET",
@@ -372,6 +423,40 @@ mod tests {
                 "wix_request_id": null, "retried": false, "latency_ms": 0.25,
                 "upstream_ms": 1.5,
             })
+        );
+    }
+
+    #[test]
+    fn timestamps_read_as_rfc_3339_with_milliseconds() {
+        for offset in [
+            0,
+            999,
+            1_000,
+            1_234_567_890_123,
+            1_795_000_000_001,
+            1_795_000_000_999,
+        ] {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(offset);
+            let mut out = Vec::new();
+            JsonObject::new(&mut out).timestamp("ts", at);
+            let expected = format!("{{\"ts\":\"{}\"", humantime::format_rfc3339_millis(at));
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn numbers_are_json_numbers() {
+        let mut out = Vec::new();
+        let mut object = JsonObject::new(&mut out);
+        object.integer("a", Some(65535u16));
+        object.float("b", Some(0.1 + 0.2));
+        object.float("c", Some(f64::NAN));
+        object.float("d", Some(12.0));
+        object.end();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"a": 65535, "b": 0.1 + 0.2, "c": null, "d": 12.0})
         );
     }
 
