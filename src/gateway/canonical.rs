@@ -203,6 +203,14 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, GatewayError> {
 /// Percent-decodes `raw`, refusing malformed escapes, invalid UTF-8 and
 /// control characters. In a query, `+` is a space (form encoding).
 fn strict_decode(raw: &[u8], plus_is_space: bool) -> Result<String, GatewayError> {
+    // Most segments and values hold nothing to decode: one scan, one copy.
+    if raw
+        .iter()
+        .all(|&b| b.is_ascii_graphic() && b != b'%' && !(plus_is_space && b == b'+'))
+    {
+        // Visible ASCII only: valid UTF-8 without a control character.
+        return Ok(String::from_utf8_lossy(raw).into_owned());
+    }
     for (i, &byte) in raw.iter().enumerate() {
         if byte == b'%' {
             let valid = raw
@@ -238,6 +246,20 @@ mod tests {
 
     fn canon(target: &str) -> Result<CanonicalRequest, GatewayError> {
         CanonicalRequest::parse(&Method::GET, &target.parse().unwrap(), &HeaderMap::new())
+    }
+
+    #[test]
+    fn plain_text_decodes_to_itself_on_the_fast_path() {
+        let printable: Vec<u8> = (0x21..0x7f).filter(|&b| b != b'%').collect();
+        assert_eq!(
+            strict_decode(&printable, false).unwrap().as_bytes(),
+            &printable[..]
+        );
+        assert_eq!(strict_decode(b"a+b", true).unwrap(), "a b");
+        assert_eq!(strict_decode(b"a+b", false).unwrap(), "a+b");
+        assert_eq!(strict_decode("é".as_bytes(), false).unwrap(), "é");
+        assert!(strict_decode(b"a\x7fb", false).is_err());
+        assert!(strict_decode(b"a b\t", false).is_err());
     }
 
     #[test]
