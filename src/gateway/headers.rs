@@ -92,8 +92,10 @@ pub fn request_id(inbound: &HeaderMap) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            let id: u128 = rand::random();
-            HeaderValue::try_from(format!("{id:032x}")).expect("hex is a valid header value")
+            let mut hex = [0u8; 32];
+            hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut hex)
+                .expect("16 bytes are 32 hex digits");
+            HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
         })
 }
 

@@ -220,6 +220,10 @@ impl Gateway {
         headers: &HeaderMap,
         body: IncomingBody,
     ) -> Result<Bytes, GatewayError> {
+        // Nothing to wait for (a GET): no timer to arm.
+        if hyper::body::Body::is_end_stream(&body) {
+            return Ok(Bytes::new());
+        }
         let config = &self.0.config;
         tokio::time::timeout(
             config.timeouts.body_read,
