@@ -3,7 +3,10 @@
 //! is delimited (RFC 9112 §6.3). Anything ambiguous about the framing is an
 //! error, never a guess: the answer is a 502 and the connection is closed.
 
-use std::io::{self, Write as _};
+use std::{
+    io::{self, Write as _},
+    mem::MaybeUninit,
+};
 
 use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
@@ -83,9 +86,16 @@ pub(super) struct ResponseHead {
 /// until all of it has arrived. Header values share the buffer's memory
 /// rather than being copied one by one.
 pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<ResponseHead>> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut raw);
-    let length = match response.parse(buf) {
+    // Left uninitialized: zeroing room for every header a response may have
+    // cost more than parsing the few it has.
+    let mut raw = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut raw,
+    );
+    let length = match parsed {
         Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD => length,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
         Ok(_) => return Err(invalid("the upstream response head is too large")),
@@ -105,19 +115,21 @@ pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<Respo
     // Where each field sits in the buffer, so that the values can be sliced
     // out of it once the head is split off.
     let start = buf.as_ptr() as usize;
-    let mut fields = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = response.headers.len();
-    for (field, parsed) in fields.iter_mut().zip(response.headers.iter()) {
-        *field = (
-            parsed.name.as_ptr() as usize - start,
-            parsed.name.len(),
-            parsed.value.as_ptr() as usize - start,
-            parsed.value.len(),
-        );
-    }
+    let fields: Vec<_> = response
+        .headers
+        .iter()
+        .map(|parsed| {
+            (
+                parsed.name.as_ptr() as usize - start,
+                parsed.name.len(),
+                parsed.value.as_ptr() as usize - start,
+                parsed.value.len(),
+            )
+        })
+        .collect();
     let head = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in &fields[..count] {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for &(name_at, name_len, value_at, value_len) in &fields {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
             .map_err(|_| invalid("the upstream response has an invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
