@@ -131,18 +131,24 @@ where
         if let Some(value) = self.get(key) {
             return Fill::Hit(value);
         }
-        // A stale answer goes first, or the placeholder below would find it.
+        // A stale answer goes first, or the placeholder below would find it;
+        // so does a failure left by a fill that ended before this caller
+        // came (between its insertion for the waiters and its removal), so
+        // that only callers that waited on a failed fill ever see it.
         let now_ms = self.now_ms();
         self.cache.remove_if(key, |slot| match slot {
             Slot::Fresh { until_ms, .. } => *until_ms <= now_ms,
-            Slot::Failed(_) => false,
+            Slot::Failed(_) => true,
         });
         let guard = match self.cache.get_value_or_guard_async(key).await {
             Ok(Slot::Fresh { value, .. }) => {
                 self.metrics.cache_event(self.name, "hit");
                 return Fill::Hit(value);
             }
-            Ok(Slot::Failed(error)) => return Fill::Failed(error),
+            Ok(Slot::Failed(error)) => {
+                self.metrics.cache_event(self.name, "miss");
+                return Fill::Failed(error);
+            }
             Err(guard) => guard,
         };
         self.metrics.cache_event(self.name, "miss");
@@ -228,7 +234,7 @@ mod tests {
         (calls.load(Ordering::SeqCst), fills)
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_makes_one_fill_and_its_answer_is_kept() {
         let cache = cache();
         let (calls, fills) = burst(&cache, "k", Ok(7), Duration::from_secs(60)).await;
@@ -246,7 +252,7 @@ mod tests {
         assert_eq!(cache.get("k"), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failure_reaches_every_waiter_and_is_never_kept() {
         let cache = cache();
         let (calls, fills) = burst(&cache, "k", Err("down"), Duration::from_secs(60)).await;
@@ -258,15 +264,73 @@ mod tests {
         assert_eq!(calls, 1, "the next caller asks again");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_expired_answer_is_filled_again() {
         let cache = cache();
         let (calls, _) = burst(&cache, "k", Ok(1), Duration::ZERO).await;
         assert_eq!(calls, 1);
-        assert_eq!(cache.get("k"), None);
-        let (calls, fills) = burst(&cache, "k", Ok(2), Duration::from_secs(60)).await;
+        assert_eq!(
+            cache.get("k"),
+            None,
+            "a zero lifetime is for the waiters only"
+        );
+        let (calls, _) = burst(&cache, "k", Ok(2), Duration::from_millis(100)).await;
         assert_eq!(calls, 1);
-        assert!(fills.iter().any(|f| matches!(f, Fill::Filled(2))));
         assert_eq!(cache.get("k"), Some(2));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(cache.get("k"), None);
+        let (calls, fills) = burst(&cache, "k", Ok(3), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1);
+        let filled = fills
+            .iter()
+            .filter(|f| matches!(f, Fill::Filled(3)))
+            .count();
+        let hits = fills.iter().filter(|f| matches!(f, Fill::Hit(3))).count();
+        assert_eq!((filled, hits), (1, 9), "nobody is handed the expired 2");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_left_in_the_cache_is_never_handed_to_a_later_caller() {
+        let cache = cache();
+        // As between a failed fill's hand-over to its waiters and its removal.
+        cache.cache.insert("k".to_owned(), Slot::Failed("down"));
+        let (calls, fills) = burst(&cache, "k", Ok(1), Duration::from_secs(60)).await;
+        assert_eq!(calls, 1);
+        assert!(fills
+            .iter()
+            .all(|f| matches!(f, Fill::Filled(1) | Fill::Hit(1))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fill_whose_caller_goes_away_is_taken_over_by_a_waiter() {
+        let cache = cache();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fill = |calls: Arc<AtomicUsize>| async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, &'static str>((7, Duration::from_secs(60)))
+        };
+        let first = {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move { cache.get_or_fill("k", fill(calls)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                tokio::spawn(async move { cache.get_or_fill("k", fill(calls)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        for waiter in waiters {
+            let fill = waiter.await.unwrap();
+            assert!(matches!(fill, Fill::Filled(7) | Fill::Hit(7)));
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the abandoned fill and one more"
+        );
     }
 }
