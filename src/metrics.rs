@@ -23,6 +23,10 @@ pub struct RequestLabels {
     pub status: &'static str,
 }
 
+/// The caches, and what is counted of each.
+const CACHES: [&str; 3] = ["identity", "app_token", "pass_through"];
+const CACHE_EVENTS: [&str; 3] = ["hit", "miss", "eviction"];
+
 /// Labels of cache events.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
@@ -74,6 +78,9 @@ pub struct Metrics {
     pub upstream_duration: Histogram,
     /// Identity, app-token and pass-through cache hits, misses, evictions.
     pub cache: Family<CacheLabels, Counter>,
+    /// The series of `cache`, resolved once: two are counted per request,
+    /// and a family lookup hashes its labels under a lock.
+    cache_series: [[Counter; 3]; 3],
     /// Calls to token-info and token, by outcome.
     pub wix_calls: Family<WixCallLabels, Counter>,
     /// Policy reloads by result (`success`, `failure`).
@@ -106,11 +113,23 @@ impl Metrics {
         // answers in the middle, timeouts at the top.
         let buckets =
             || prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 19);
+        let cache = Family::<CacheLabels, Counter>::default();
+        let cache_series = std::array::from_fn(|c| {
+            std::array::from_fn(|e| {
+                cache
+                    .get_or_create(&CacheLabels {
+                        cache: CACHES[c],
+                        event: CACHE_EVENTS[e],
+                    })
+                    .clone()
+            })
+        });
         let metrics = Self {
             requests: Family::default(),
             request_duration: Histogram::new(buckets()),
             upstream_duration: Histogram::new(buckets()),
-            cache: Family::default(),
+            cache,
+            cache_series,
             wix_calls: Family::default(),
             reloads: Family::default(),
             last_reload_success: Gauge::default(),
@@ -189,9 +208,15 @@ impl Metrics {
 
     /// Counts one cache event.
     pub fn cache_event(&self, cache: &'static str, event: &'static str) {
-        self.cache
-            .get_or_create(&CacheLabels { cache, event })
-            .inc();
+        let c = CACHES.iter().position(|name| *name == cache);
+        let e = CACHE_EVENTS.iter().position(|name| *name == event);
+        match (c, e) {
+            (Some(c), Some(e)) => self.cache_series[c][e].inc(),
+            _ => self
+                .cache
+                .get_or_create(&CacheLabels { cache, event })
+                .inc(),
+        };
     }
 
     /// Counts one call to Wix's OAuth endpoints.
