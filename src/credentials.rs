@@ -10,15 +10,25 @@
 
 use std::{sync::Arc, time::Duration};
 
+use http::HeaderValue;
+
 use crate::{
     config::{Config, PassThroughMode},
     error::GatewayError,
     expiring_cache::{ExpiringCache, Fill},
     identity::AccessToken,
     metrics::Metrics,
-    secret::Secret,
     wix::{IssuedToken, WixCallError, WixOAuth},
 };
+
+/// `token` as a sensitive `Authorization` value.
+fn authorization(token: &str) -> Result<HeaderValue, WixCallError> {
+    let mut value = HeaderValue::from_str(token).map_err(|_| {
+        WixCallError::Unavailable("Wix issued a token that is not a valid header value".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
 
 /// Metric names of the two caches.
 const APP_TOKEN: &str = "app_token";
@@ -29,9 +39,9 @@ pub struct Credentials {
     wix: WixOAuth,
     pass_through: PassThroughMode,
     /// App tokens by instance id.
-    app_tokens: ExpiringCache<String, Secret, WixCallError>,
+    app_tokens: ExpiringCache<String, HeaderValue, WixCallError>,
     /// Pass-through tokens by the hash of the caller's token.
-    caller_tokens: ExpiringCache<[u8; 32], Secret, WixCallError>,
+    caller_tokens: ExpiringCache<[u8; 32], HeaderValue, WixCallError>,
     /// How long before its expiry a token is minted anew.
     margin: Duration,
 }
@@ -65,19 +75,23 @@ impl Credentials {
     /// token that lives less than twice the margin is used for half its life
     /// instead, so a short-lived token is still reused rather than minted per
     /// request.
-    fn keep(&self, token: IssuedToken) -> (Secret, Duration) {
+    ///
+    /// Kept as the `Authorization` value it will be sent as, checked once
+    /// here rather than on every request, and marked sensitive (its `Debug`
+    /// shows nothing).
+    fn keep(&self, token: IssuedToken) -> Result<(HeaderValue, Duration), WixCallError> {
         let life = token.expires_in;
         let keep = if life > self.margin * 2 {
             life - self.margin
         } else {
             life / 2
         };
-        (token.access_token, keep)
+        Ok((authorization(token.access_token.expose())?, keep))
     }
 
     /// The app's elevated token for `instance_id`. The instance always comes
     /// from the verified caller, never from the request.
-    pub async fn app_token(&self, instance_id: &str) -> Result<Secret, GatewayError> {
+    pub async fn app_token(&self, instance_id: &str) -> Result<HeaderValue, GatewayError> {
         // Warm, a cache hit; the mint is boxed so that its future does not
         // make every request's future larger.
         if let Some(token) = self.app_tokens.get(instance_id) {
@@ -87,10 +101,10 @@ impl Credentials {
     }
 
     /// Mints the app token of `instance_id`, one mint per instance at a time.
-    async fn mint_app_token(&self, instance_id: &str) -> Result<Secret, GatewayError> {
+    async fn mint_app_token(&self, instance_id: &str) -> Result<HeaderValue, GatewayError> {
         let mint = async {
             let token = self.wix.client_credentials(instance_id).await?;
-            Ok(self.keep(token))
+            self.keep(token)
         };
         match self.app_tokens.get_or_fill(instance_id, mint).await {
             Fill::Hit(token) | Fill::Filled(token) => Ok(token),
@@ -103,7 +117,7 @@ impl Credentials {
 
     /// Forgets `stale` as the app token of `instance_id` after Wix refused
     /// it, unless a newer token has replaced it meanwhile.
-    pub async fn drop_app_token(&self, instance_id: &str, stale: &Secret) {
+    pub async fn drop_app_token(&self, instance_id: &str, stale: &HeaderValue) {
         self.app_tokens
             .remove_if(instance_id, |current| current == stale);
     }
@@ -113,9 +127,11 @@ impl Credentials {
     pub async fn caller_token(
         &self,
         caller_token: &AccessToken<'_>,
-    ) -> Result<Secret, GatewayError> {
+    ) -> Result<HeaderValue, GatewayError> {
         if self.pass_through == PassThroughMode::Raw {
-            return Ok(Secret::new(caller_token.as_str()));
+            return authorization(caller_token.as_str()).map_err(|_| {
+                GatewayError::Unauthenticated("the Authorization header is not a token")
+            });
         }
         let key = caller_token.key();
         if let Some(token) = self.caller_tokens.get(key) {
@@ -126,10 +142,14 @@ impl Credentials {
 
     /// Exchanges `caller_token` with `strip_bound_session`, one exchange per
     /// token at a time.
-    async fn exchange(&self, key: &[u8; 32], caller_token: &str) -> Result<Secret, GatewayError> {
+    async fn exchange(
+        &self,
+        key: &[u8; 32],
+        caller_token: &str,
+    ) -> Result<HeaderValue, GatewayError> {
         let exchange = async {
             let token = self.wix.strip_bound_session(caller_token).await?;
-            Ok(self.keep(token))
+            self.keep(token)
         };
         match self.caller_tokens.get_or_fill(key, exchange).await {
             Fill::Hit(token) | Fill::Filled(token) => Ok(token),

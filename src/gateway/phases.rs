@@ -30,7 +30,6 @@ use crate::{
     identity::{self, token_from_header, AccessToken},
     metrics::RuleLabel,
     policy::{self, Decision, Mode, RequestView, RouteMatch},
-    secret::Secret,
 };
 
 /// The request body on its way through: untouched until a phase needs it.
@@ -294,7 +293,7 @@ impl Gateway {
     async fn forward(
         &self,
         target: &UpstreamTarget<'_>,
-        credential: &Secret,
+        credential: &HeaderValue,
         body: Outgoing,
         record: &mut DecisionRecord,
     ) -> Result<Response<Body>, GatewayError> {
@@ -307,10 +306,7 @@ impl Gateway {
             &target.parts.headers,
             &self.0.config.forward_headers,
         );
-        let mut authorization = HeaderValue::try_from(credential.expose())
-            .map_err(|_| GatewayError::CredentialUnavailable)?;
-        authorization.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, authorization);
+        headers.insert(header::AUTHORIZATION, credential.clone());
         headers.insert(REQUEST_ID, target.request_id.clone());
 
         let sent = Instant::now();
