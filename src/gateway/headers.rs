@@ -48,8 +48,17 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE
+}
+
 /// Removes hop-by-hop headers and the names `Connection` lists, in place.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The usual answer has none: one pass over its few names instead of a
+    // hashed removal per hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     for name in connection_listed(headers) {
         headers.remove(name);
     }
@@ -65,13 +74,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn upstream_request_headers(inbound: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
     let listed = connection_listed(inbound);
     let mut out = HeaderMap::new();
-    for name in FORWARDED_REQUEST_HEADERS.iter().chain(extra) {
-        if listed.contains(name) || HOP_BY_HOP.contains(name) || name == header::AUTHORIZATION {
+    // One pass over the request's few headers rather than a lookup per
+    // allowlisted name; values of one name keep their order.
+    for (name, value) in inbound {
+        let allowed = FORWARDED_REQUEST_HEADERS.contains(name) || extra.contains(name);
+        if !allowed || listed.contains(name) || is_hop_by_hop(name) || name == header::AUTHORIZATION
+        {
             continue;
         }
-        for value in inbound.get_all(name) {
-            out.append(name.clone(), value.clone());
-        }
+        out.append(name.clone(), value.clone());
     }
     out
 }
@@ -127,6 +138,29 @@ mod tests {
         let out = upstream_request_headers(&inbound, &[HeaderName::from_static("x-extra")]);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["accept", "x-wix-consistent", "x-extra"]);
+    }
+
+    #[test]
+    fn repeated_headers_go_upstream_in_order() {
+        let inbound = map(&[
+            ("if-none-match", "\"a\""),
+            ("cookie", "a=b"),
+            ("if-none-match", "\"b\""),
+        ]);
+        let out = upstream_request_headers(&inbound, &[]);
+        let values: Vec<_> = out.get_all("if-none-match").iter().collect();
+        assert_eq!(values, ["\"a\"", "\"b\""]);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn an_answer_without_hop_by_hop_headers_is_left_alone() {
+        let mut headers = map(&[
+            ("content-type", "application/json"),
+            ("x-wix-request-id", "1"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 2);
     }
 
     #[test]
