@@ -59,7 +59,11 @@ enum Failure {
     /// The connection ended before any byte of an answer arrived. On a
     /// reused connection this is how an upstream's closing of an idle
     /// connection shows, and the request may be sent again on a new one.
-    NoAnswer { error: io::Error, written: bool },
+    NoAnswer {
+        error: io::Error,
+        /// Whether any byte of the request reached the socket.
+        any_sent: bool,
+    },
     /// Anything else.
     Failed(io::Error),
 }
@@ -142,7 +146,7 @@ impl Http1 {
     /// Sends a request whose body is in memory, so it can be sent again: a
     /// reused connection that turns out closed before answering costs one
     /// more try on a new connection. The request is sent again only where
-    /// that cannot do anything twice: it was never fully written, or its
+    /// that cannot do anything twice: no byte of it was written, or its
     /// method is idempotent.
     async fn send_bytes(
         &self,
@@ -156,7 +160,9 @@ impl Http1 {
                 .await
             {
                 Ok(response) => return Ok(response),
-                Err(Failure::NoAnswer { error, written }) if !written || method.is_idempotent() => {
+                Err(Failure::NoAnswer { error, any_sent })
+                    if !any_sent || method.is_idempotent() =>
+                {
                     tracing::debug!(%error, "a pooled upstream connection was closed; retrying");
                 }
                 Err(failure) => return Err(failure.into_error()),
@@ -296,7 +302,7 @@ async fn write_and_read_head(
         } else {
             Failure::NoAnswer {
                 error: write_error.unwrap_or(error),
-                written: sent.load(Ordering::Relaxed) > 0,
+                any_sent: sent.load(Ordering::Relaxed) > 0,
             }
         });
     }
