@@ -117,7 +117,7 @@ impl Credentials {
 
     /// Forgets `stale` as the app token of `instance_id` after Wix refused
     /// it, unless a newer token has replaced it meanwhile.
-    pub async fn drop_app_token(&self, instance_id: &str, stale: &HeaderValue) {
+    pub fn drop_app_token(&self, instance_id: &str, stale: &HeaderValue) {
         self.app_tokens
             .remove_if(instance_id, |current| current == stale);
     }

@@ -41,6 +41,12 @@ impl DecisionRecord {
         self.path = Some(path);
     }
 
+    /// The canonical path as logged: also the one forwarded, so the log
+    /// never names a path other than the one Wix received.
+    pub fn logged_path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     pub fn caller(&mut self, caller: &Caller) {
         self.caller_type = Some(caller.subject_type.as_str());
         self.caller = Some(fingerprint(caller.subject_id.as_bytes()));

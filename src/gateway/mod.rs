@@ -52,7 +52,6 @@ pub struct Gateway(Arc<State>);
 /// What every request reads.
 struct State {
     config: Config,
-    base_url: String,
     policies: ArcSwap<PolicySet>,
     identity: IdentityService,
     credentials: Credentials,
@@ -72,12 +71,6 @@ impl Gateway {
     pub fn new(config: Config, policies: PolicySet) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new());
         let wix = WixOAuth::new(&config, metrics.clone());
-        let base_url = config
-            .wix
-            .base_url
-            .to_string()
-            .trim_end_matches('/')
-            .to_owned();
         let tls = match &config.tls {
             None => None,
             Some(tls) => Some(TlsTerminator::load(&tls.cert, &tls.key)?),
@@ -100,7 +93,6 @@ impl Gateway {
             cors: Cors::new(&config.cors),
             in_flight: InFlight::new(config.max_in_flight),
             policies: ArcSwap::from_pointee(policies),
-            base_url,
             metrics,
             decision_log,
             rate_limits,
@@ -209,7 +201,7 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("listen", &self.0.config.listen)
-            .field("upstream", &self.0.base_url)
+            .field("upstream", &self.0.config.wix.base_url)
             .finish_non_exhaustive()
     }
 }

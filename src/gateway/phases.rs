@@ -100,9 +100,8 @@ impl Gateway {
         // canonicalize
         let canonical = tracing::debug_span!("canonicalize")
             .in_scope(|| CanonicalRequest::parse(&parts.method, &parts.uri, &parts.headers))?;
-        // Encoded once: logged, and forwarded.
-        let path = canonical.path();
-        record.path(path.clone());
+        // Encoded once: logged, and forwarded from the record.
+        record.path(canonical.path());
         let origin = origin?;
         if let Some(preflight) =
             self.0
@@ -169,7 +168,6 @@ impl Gateway {
         let target = UpstreamTarget {
             parts: &parts,
             canonical: &canonical,
-            path: &path,
             caller: &caller,
             request_id,
         };
@@ -282,7 +280,7 @@ impl Gateway {
         if response.status() != http::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        self.0.credentials.drop_app_token(instance, &token).await;
+        self.0.credentials.drop_app_token(instance, &token);
         let token = self.0.credentials.app_token(instance).await?;
         record.retried();
         self.forward(target, &token, Outgoing::Bytes(bytes), record)
@@ -299,9 +297,10 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         // A signed instance is a credential: it never travels on, whether or
         // not it was the one used.
-        let path = target
-            .canonical
-            .with_query(target.path, |key| key == "instance");
+        let path = record
+            .logged_path()
+            .map(|path| target.canonical.with_query(path, |key| key == "instance"))
+            .ok_or(GatewayError::BadRequest("the request cannot be forwarded"))?;
         let mut headers = headers::upstream_request_headers(
             &target.parts.headers,
             &self.0.config.forward_headers,
@@ -328,8 +327,6 @@ impl Gateway {
 struct UpstreamTarget<'a> {
     parts: &'a Parts,
     canonical: &'a CanonicalRequest,
-    /// The canonical path, encoded.
-    path: &'a str,
     caller: &'a Caller,
     request_id: &'a HeaderValue,
 }
