@@ -15,7 +15,7 @@ use http::HeaderValue;
 use crate::{
     config::{Config, PassThroughMode},
     error::GatewayError,
-    expiring_cache::{ExpiringCache, Fill},
+    expiring_cache::ExpiringCache,
     identity::AccessToken,
     metrics::Metrics,
     wix::{IssuedToken, WixCallError, WixOAuth},
@@ -61,11 +61,11 @@ impl Credentials {
         Self {
             wix,
             pass_through: config.wix.pass_through,
-            app_tokens: ExpiringCache::new(config.cache.app_tokens, APP_TOKEN, metrics.clone()),
+            app_tokens: ExpiringCache::new(config.cache.app_tokens, APP_TOKEN, &metrics),
             caller_tokens: ExpiringCache::new(
                 config.cache.pass_through_tokens,
                 PASS_THROUGH,
-                metrics,
+                &metrics,
             ),
             margin: config.cache.app_token_refresh_margin,
         }
@@ -89,30 +89,21 @@ impl Credentials {
         Ok((authorization(token.access_token.expose())?, keep))
     }
 
-    /// The app's elevated token for `instance_id`. The instance always comes
-    /// from the verified caller, never from the request.
+    /// The app's elevated token for `instance_id`, one mint per instance at
+    /// a time. The instance always comes from the verified caller, never
+    /// from the request.
     pub async fn app_token(&self, instance_id: &str) -> Result<HeaderValue, GatewayError> {
-        // Warm, a cache hit; the mint is boxed so that its future does not
-        // make every request's future larger.
-        if let Some(token) = self.app_tokens.get(instance_id) {
-            return Ok(token);
-        }
-        Box::pin(self.mint_app_token(instance_id)).await
-    }
-
-    /// Mints the app token of `instance_id`, one mint per instance at a time.
-    async fn mint_app_token(&self, instance_id: &str) -> Result<HeaderValue, GatewayError> {
-        let mint = async {
+        let mint = || async {
             let token = self.wix.client_credentials(instance_id).await?;
             self.keep(token)
         };
-        match self.app_tokens.get_or_fill(instance_id, mint).await {
-            Fill::Hit(token) | Fill::Filled(token) => Ok(token),
-            Fill::Failed(error) => {
+        self.app_tokens
+            .get_or_fill(instance_id, mint)
+            .await
+            .map_err(|error| {
                 tracing::warn!(%error, instance_id, "app token mint failed");
-                Err(GatewayError::CredentialUnavailable)
-            }
-        }
+                GatewayError::CredentialUnavailable
+            })
     }
 
     /// Forgets `stale` as the app token of `instance_id` after Wix refused
@@ -133,33 +124,22 @@ impl Credentials {
                 GatewayError::Unauthenticated("the Authorization header is not a token")
             });
         }
-        let key = caller_token.key();
-        if let Some(token) = self.caller_tokens.get(key) {
-            return Ok(token);
-        }
-        Box::pin(self.exchange(key, caller_token.as_str())).await
-    }
-
-    /// Exchanges `caller_token` with `strip_bound_session`, one exchange per
-    /// token at a time.
-    async fn exchange(
-        &self,
-        key: &[u8; 32],
-        caller_token: &str,
-    ) -> Result<HeaderValue, GatewayError> {
-        let exchange = async {
-            let token = self.wix.strip_bound_session(caller_token).await?;
+        // One `strip_bound_session` exchange per token at a time.
+        let exchange = || async {
+            let token = self.wix.strip_bound_session(caller_token.as_str()).await?;
             self.keep(token)
         };
-        match self.caller_tokens.get_or_fill(key, exchange).await {
-            Fill::Hit(token) | Fill::Filled(token) => Ok(token),
-            Fill::Failed(WixCallError::Rejected(_)) => Err(GatewayError::Unauthenticated(
-                "the access token was refused by Wix",
-            )),
-            Fill::Failed(error @ WixCallError::Unavailable(_)) => {
-                tracing::warn!(%error, "strip_bound_session failed");
-                Err(GatewayError::CredentialUnavailable)
-            }
-        }
+        self.caller_tokens
+            .get_or_fill(caller_token.key(), exchange)
+            .await
+            .map_err(|error| match error {
+                WixCallError::Rejected(_) => {
+                    GatewayError::Unauthenticated("the access token was refused by Wix")
+                }
+                WixCallError::Unavailable(_) => {
+                    tracing::warn!(%error, "strip_bound_session failed");
+                    GatewayError::CredentialUnavailable
+                }
+            })
     }
 }

@@ -10,13 +10,14 @@
 use std::{
     future::Future,
     hash::Hash,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use quick_cache::{sync::Cache, DefaultHashBuilder, Equivalent, Lifecycle, UnitWeighter};
 
-use crate::metrics::Metrics;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::metrics::{CacheEvents, Metrics};
 
 /// One cached answer.
 #[derive(Clone)]
@@ -29,28 +30,14 @@ enum Slot<V, E> {
 
 /// Counts evictions in the cache's metric.
 #[derive(Clone)]
-struct CountEvictions {
-    metrics: Arc<Metrics>,
-    name: &'static str,
-}
+struct CountEvictions(Counter);
 
 impl<K, V, E> Lifecycle<K, Slot<V, E>> for CountEvictions {
     type RequestState = ();
 
     fn on_evict(&self, _state: &mut (), _key: K, _slot: Slot<V, E>) {
-        self.metrics.cache_event(self.name, "eviction");
+        self.0.inc();
     }
-}
-
-/// How a lookup was answered.
-pub enum Fill<V, E> {
-    /// From the cache, or from another caller's fill that this one waited on.
-    Hit(V),
-    /// By this caller's own fill.
-    Filled(V),
-    /// The fill failed, with this error (for every caller that waited on
-    /// it too).
-    Failed(E),
 }
 
 /// A bounded cache whose entries expire, counted in the metrics as `name`
@@ -59,7 +46,7 @@ pub struct ExpiringCache<K, V, E> {
     cache: Cache<K, Slot<V, E>, UnitWeighter, DefaultHashBuilder, CountEvictions>,
     started: Instant,
     name: &'static str,
-    metrics: Arc<Metrics>,
+    events: CacheEvents,
 }
 
 impl<K, V, E> std::fmt::Debug for ExpiringCache<K, V, E>
@@ -83,22 +70,20 @@ where
     E: Clone,
 {
     /// A cache of up to `capacity` entries.
-    pub fn new(capacity: u64, name: &'static str, metrics: Arc<Metrics>) -> Self {
+    pub fn new(capacity: u64, name: &'static str, metrics: &Metrics) -> Self {
         let capacity = capacity.max(1);
+        let events = metrics.cache_events(name);
         Self {
             cache: Cache::with(
                 usize::try_from(capacity).unwrap_or(usize::MAX),
                 capacity,
                 UnitWeighter,
                 DefaultHashBuilder::default(),
-                CountEvictions {
-                    metrics: metrics.clone(),
-                    name,
-                },
+                CountEvictions(events.eviction.clone()),
             ),
             started: Instant::now(),
             name,
-            metrics,
+            events,
         }
     }
 
@@ -113,24 +98,39 @@ where
     {
         match self.cache.get(key)? {
             Slot::Fresh { value, until_ms } if until_ms > self.now_ms() => {
-                self.metrics.cache_event(self.name, "hit");
+                self.events.hit.inc();
                 Some(value)
             }
             _ => None,
         }
     }
 
-    /// The answer for `key`: cached if fresh, otherwise from `fill`, which
-    /// gives the answer and how long it stays fresh. Callers asking for the
-    /// same key meanwhile wait for that one fill.
-    pub async fn get_or_fill<Q, F>(&self, key: &Q, fill: F) -> Fill<V, E>
+    /// The answer for `key`: cached if fresh, otherwise from the future
+    /// `fill` makes, which gives the answer and how long it stays fresh.
+    /// Callers asking for the same key meanwhile wait for that one fill, and
+    /// get its error too if it fails.
+    ///
+    /// Warm, this is a hit and nothing more. The miss is boxed: inline, the
+    /// fill's future (a call to Wix) would make every caller's future
+    /// several KiB larger.
+    pub async fn get_or_fill<Q, F, Fut>(&self, key: &Q, fill: F) -> Result<V, E>
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
-        F: Future<Output = Result<(V, Duration), E>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, Duration), E>>,
     {
-        if let Some(value) = self.get(key) {
-            return Fill::Hit(value);
+        match self.get(key) {
+            Some(value) => Ok(value),
+            None => Box::pin(self.fill(key, fill)).await,
         }
+    }
+
+    async fn fill<Q, F, Fut>(&self, key: &Q, fill: F) -> Result<V, E>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, Duration), E>>,
+    {
         // A stale answer goes first, or the placeholder below would find it;
         // so does a failure left by a fill that ended before this caller
         // came (between its insertion for the waiters and its removal), so
@@ -142,24 +142,24 @@ where
         });
         let guard = match self.cache.get_value_or_guard_async(key).await {
             Ok(Slot::Fresh { value, .. }) => {
-                self.metrics.cache_event(self.name, "hit");
-                return Fill::Hit(value);
+                self.events.hit.inc();
+                return Ok(value);
             }
             Ok(Slot::Failed(error)) => {
-                self.metrics.cache_event(self.name, "miss");
-                return Fill::Failed(error);
+                self.events.miss.inc();
+                return Err(error);
             }
             Err(guard) => guard,
         };
-        self.metrics.cache_event(self.name, "miss");
-        match fill.await {
+        self.events.miss.inc();
+        match fill().await {
             Ok((value, fresh_for)) => {
                 let until_ms = self.now_ms().saturating_add(fresh_for.as_millis() as u64);
                 let _ = guard.insert(Slot::Fresh {
                     value: value.clone(),
                     until_ms,
                 });
-                Fill::Filled(value)
+                Ok(value)
             }
             Err(error) => {
                 // The waiters take the failure from the placeholder; the
@@ -167,7 +167,7 @@ where
                 let _ = guard.insert(Slot::Failed(error.clone()));
                 self.cache
                     .remove_if(key, |slot| matches!(slot, Slot::Failed(_)));
-                Fill::Failed(error)
+                Err(error)
             }
         }
     }
@@ -196,14 +196,22 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
 
     use super::*;
 
     type Cache = ExpiringCache<String, u32, &'static str>;
 
     fn cache() -> Arc<Cache> {
-        Arc::new(ExpiringCache::new(10, "test", Arc::new(Metrics::new())))
+        Arc::new(ExpiringCache::new(10, "test", &Metrics::new()))
+    }
+
+    /// The cache's (hits, misses) so far.
+    fn counted(cache: &Cache) -> (u64, u64) {
+        (cache.events.hit.get(), cache.events.miss.get())
     }
 
     /// Ten callers at once for `key`; returns how many fills ran and what
@@ -213,13 +221,13 @@ mod tests {
         key: &'static str,
         answer: Result<u32, &'static str>,
         fresh_for: Duration,
-    ) -> (usize, Vec<Fill<u32, &'static str>>) {
+    ) -> (usize, Vec<Result<u32, &'static str>>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let callers = (0..10).map(|_| {
             let (cache, calls) = (cache.clone(), calls.clone());
             tokio::spawn(async move {
                 cache
-                    .get_or_fill(key, async {
+                    .get_or_fill(key, || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         answer.map(|value| (value, fresh_for))
@@ -239,12 +247,8 @@ mod tests {
         let cache = cache();
         let (calls, fills) = burst(&cache, "k", Ok(7), Duration::from_secs(60)).await;
         assert_eq!(calls, 1);
-        let filled = fills
-            .iter()
-            .filter(|f| matches!(f, Fill::Filled(7)))
-            .count();
-        let hits = fills.iter().filter(|f| matches!(f, Fill::Hit(7))).count();
-        assert_eq!((filled, hits), (1, 9));
+        assert!(fills.iter().all(|f| *f == Ok(7)));
+        assert_eq!(counted(&cache), (9, 1), "one filled, nine waited");
         assert_eq!(cache.get("k"), Some(7));
         cache.remove_if("k", |value| *value == 8);
         assert_eq!(cache.get("k"), Some(7), "not the stale one: kept");
@@ -257,7 +261,8 @@ mod tests {
         let cache = cache();
         let (calls, fills) = burst(&cache, "k", Err("down"), Duration::from_secs(60)).await;
         assert_eq!(calls, 1);
-        assert!(fills.iter().all(|f| matches!(f, Fill::Failed("down"))));
+        assert!(fills.iter().all(|f| *f == Err("down")));
+        assert_eq!(counted(&cache), (0, 10), "a wait on a failure is a miss");
         assert_eq!(cache.get("k"), None);
         assert!(cache.is_empty());
         let (calls, _) = burst(&cache, "k", Ok(1), Duration::from_secs(60)).await;
@@ -279,14 +284,15 @@ mod tests {
         assert_eq!(cache.get("k"), Some(2));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(cache.get("k"), None);
+        let before = counted(&cache);
         let (calls, fills) = burst(&cache, "k", Ok(3), Duration::from_secs(60)).await;
         assert_eq!(calls, 1);
-        let filled = fills
-            .iter()
-            .filter(|f| matches!(f, Fill::Filled(3)))
-            .count();
-        let hits = fills.iter().filter(|f| matches!(f, Fill::Hit(3))).count();
-        assert_eq!((filled, hits), (1, 9), "nobody is handed the expired 2");
+        assert!(
+            fills.iter().all(|f| *f == Ok(3)),
+            "nobody is handed the expired 2"
+        );
+        let after = counted(&cache);
+        assert_eq!((after.0 - before.0, after.1 - before.1), (9, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,9 +302,7 @@ mod tests {
         cache.cache.insert("k".to_owned(), Slot::Failed("down"));
         let (calls, fills) = burst(&cache, "k", Ok(1), Duration::from_secs(60)).await;
         assert_eq!(calls, 1);
-        assert!(fills
-            .iter()
-            .all(|f| matches!(f, Fill::Filled(1) | Fill::Hit(1))));
+        assert!(fills.iter().all(|f| *f == Ok(1)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,20 +316,19 @@ mod tests {
         };
         let first = {
             let (cache, calls) = (cache.clone(), calls.clone());
-            tokio::spawn(async move { cache.get_or_fill("k", fill(calls)).await })
+            tokio::spawn(async move { cache.get_or_fill("k", || fill(calls)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         let waiters: Vec<_> = (0..5)
             .map(|_| {
                 let (cache, calls) = (cache.clone(), calls.clone());
-                tokio::spawn(async move { cache.get_or_fill("k", fill(calls)).await })
+                tokio::spawn(async move { cache.get_or_fill("k", || fill(calls)).await })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
         first.abort();
         for waiter in waiters {
-            let fill = waiter.await.unwrap();
-            assert!(matches!(fill, Fill::Filled(7) | Fill::Hit(7)));
+            assert_eq!(waiter.await.unwrap(), Ok(7));
         }
         assert_eq!(
             calls.load(Ordering::SeqCst),

@@ -23,9 +23,16 @@ pub struct RequestLabels {
     pub status: &'static str,
 }
 
-/// The caches, and what is counted of each.
-const CACHES: [&str; 3] = ["identity", "app_token", "pass_through"];
-const CACHE_EVENTS: [&str; 3] = ["hit", "miss", "eviction"];
+/// One cache's counters (they share their series with `Metrics::cache`).
+#[derive(Clone, Debug)]
+pub struct CacheEvents {
+    /// Answered from the cache, or by waiting on another request's call.
+    pub hit: Counter,
+    /// A call to Wix, or a wait on one that failed.
+    pub miss: Counter,
+    /// An entry pushed out at capacity.
+    pub eviction: Counter,
+}
 
 /// Labels of cache events.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,9 +85,6 @@ pub struct Metrics {
     pub upstream_duration: Histogram,
     /// Identity, app-token and pass-through cache hits, misses, evictions.
     pub cache: Family<CacheLabels, Counter>,
-    /// The series of `cache`, resolved once: two are counted per request,
-    /// and a family lookup hashes its labels under a lock.
-    cache_series: [[Counter; 3]; 3],
     /// Calls to token-info and token, by outcome.
     pub wix_calls: Family<WixCallLabels, Counter>,
     /// Policy reloads by result (`success`, `failure`).
@@ -113,23 +117,11 @@ impl Metrics {
         // answers in the middle, timeouts at the top.
         let buckets =
             || prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 19);
-        let cache = Family::<CacheLabels, Counter>::default();
-        let cache_series = std::array::from_fn(|c| {
-            std::array::from_fn(|e| {
-                cache
-                    .get_or_create(&CacheLabels {
-                        cache: CACHES[c],
-                        event: CACHE_EVENTS[e],
-                    })
-                    .clone()
-            })
-        });
         let metrics = Self {
             requests: Family::default(),
             request_duration: Histogram::new(buckets()),
             upstream_duration: Histogram::new(buckets()),
-            cache,
-            cache_series,
+            cache: Family::default(),
             wix_calls: Family::default(),
             reloads: Family::default(),
             last_reload_success: Gauge::default(),
@@ -206,17 +198,20 @@ impl Metrics {
         }
     }
 
-    /// Counts one cache event.
-    pub fn cache_event(&self, cache: &'static str, event: &'static str) {
-        let c = CACHES.iter().position(|name| *name == cache);
-        let e = CACHE_EVENTS.iter().position(|name| *name == event);
-        match (c, e) {
-            (Some(c), Some(e)) => self.cache_series[c][e].inc(),
-            _ => self
-                .cache
+    /// The hit, miss and eviction series of `cache`, resolved once by the
+    /// cache that counts them: a family lookup hashes its labels under a
+    /// lock, and two caches count on every request.
+    pub fn cache_events(&self, cache: &'static str) -> CacheEvents {
+        let series = |event| {
+            self.cache
                 .get_or_create(&CacheLabels { cache, event })
-                .inc(),
+                .clone()
         };
+        CacheEvents {
+            hit: series("hit"),
+            miss: series("miss"),
+            eviction: series("eviction"),
+        }
     }
 
     /// Counts one call to Wix's OAuth endpoints.

@@ -12,7 +12,7 @@ use crate::{
     caller::{Caller, CallerType, IdentitySource},
     config::Config,
     error::GatewayError,
-    expiring_cache::{ExpiringCache, Fill},
+    expiring_cache::ExpiringCache,
     metrics::Metrics,
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
@@ -68,7 +68,7 @@ impl IdentityService {
             cache: Arc::new(ExpiringCache::new(
                 config.cache.identities,
                 "identity",
-                metrics,
+                &metrics,
             )),
             max_ttl: config.cache.identity_ttl,
             negative_ttl: config.cache.negative_ttl,
@@ -76,15 +76,15 @@ impl IdentityService {
         }
     }
 
-    /// The verified caller behind `token`.
+    /// The verified caller behind `token`. token-info is asked once per
+    /// token at a time: requests for the same token meanwhile wait for that
+    /// call's answer.
     pub async fn authenticate(&self, token: &AccessToken<'_>) -> Result<Caller, GatewayError> {
-        // Warm, this is a cache hit. The miss (a token-info call, single
-        // flight per token) is boxed: inline, its future would make every
-        // request's future several KiB larger.
-        let answer = match self.cache.get(&token.key) {
-            Some(answer) => answer,
-            None => Box::pin(self.look_up(token)).await?,
-        };
+        let answer = self
+            .cache
+            .get_or_fill(&token.key, || self.token_info(token.text))
+            .await
+            .map_err(|()| GatewayError::IdentityUnavailable)?;
         match answer {
             Answer::Active { exp, caller } => {
                 // Expiry first, on every use: a cached answer never outlives
@@ -105,34 +105,28 @@ impl IdentityService {
         }
     }
 
-    /// Asks token-info about `token`, one call per token at a time: requests
-    /// for the same token meanwhile wait for that call's answer.
-    async fn look_up(&self, token: &AccessToken<'_>) -> Result<Answer, GatewayError> {
-        let call = async {
-            match self.wix.token_info(token.text).await {
-                Ok(info) if info.active => {
-                    let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
-                    let ttl = self.max_ttl.min(Duration::from_secs(left.max(0) as u64));
-                    let answer = Answer::Active {
-                        exp: info.exp,
-                        caller: self.caller(info),
-                    };
-                    Ok((answer, ttl))
-                }
-                Ok(_) => Ok((Answer::Inactive, self.negative_ttl)),
-                Err(WixCallError::Rejected(status)) => {
-                    tracing::debug!(status, "token-info rejected the token");
-                    Ok((Answer::Rejected, self.negative_ttl))
-                }
-                Err(error @ WixCallError::Unavailable(_)) => {
-                    tracing::warn!(%error, "token-info call failed");
-                    Err(())
-                }
+    /// token-info's answer about `token`, and how long it may be kept; `()`
+    /// when token-info could not answer (never kept).
+    async fn token_info(&self, token: &str) -> Result<(Answer, Duration), ()> {
+        match self.wix.token_info(token).await {
+            Ok(info) if info.active => {
+                let left = info.exp.unwrap_or(0).saturating_sub(unix_now());
+                let ttl = self.max_ttl.min(Duration::from_secs(left.max(0) as u64));
+                let answer = Answer::Active {
+                    exp: info.exp,
+                    caller: self.caller(info),
+                };
+                Ok((answer, ttl))
             }
-        };
-        match self.cache.get_or_fill(&token.key, call).await {
-            Fill::Hit(answer) | Fill::Filled(answer) => Ok(answer),
-            Fill::Failed(()) => Err(GatewayError::IdentityUnavailable),
+            Ok(_) => Ok((Answer::Inactive, self.negative_ttl)),
+            Err(WixCallError::Rejected(status)) => {
+                tracing::debug!(status, "token-info rejected the token");
+                Ok((Answer::Rejected, self.negative_ttl))
+            }
+            Err(error @ WixCallError::Unavailable(_)) => {
+                tracing::warn!(%error, "token-info call failed");
+                Err(())
+            }
         }
     }
 
