@@ -21,6 +21,7 @@ pub mod error;
 pub mod expiring_cache;
 pub mod field_name;
 pub mod gateway;
+pub mod header_list;
 pub mod identity;
 pub mod metrics;
 pub mod policy;

@@ -4,6 +4,8 @@
 
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 
+use crate::header_list;
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
 /// plus the non-standard ones proxies commonly see).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -39,12 +41,8 @@ pub const WIX_REQUEST_ID: HeaderName = HeaderName::from_static("x-wix-request-id
 
 /// Names the `Connection` headers of `headers` list, lower-cased.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim().to_ascii_lowercase()).ok())
+    header_list::items(headers, header::CONNECTION)
+        .filter_map(|name| HeaderName::try_from(name.to_ascii_lowercase()).ok())
         .collect()
 }
 

@@ -26,6 +26,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::header_list;
+
 use super::{
     activity::{Activity, Busy},
     incoming::{IncomingBody, Replay},
@@ -110,15 +112,7 @@ async fn speaks_h2(stream: &TcpStream) -> bool {
 /// Whether the client allows the connection to stay open after `request`
 /// (the same reading hyper applies to the response it writes).
 fn keeps_alive<B>(request: &Request<B>) -> bool {
-    let has = |token: &str| {
-        request
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|item| item.trim().eq_ignore_ascii_case(token))
-    };
+    let has = |token| header_list::lists(request.headers(), header::CONNECTION, token);
     match request.version() {
         Version::HTTP_11 => !has("close"),
         Version::HTTP_10 => has("keep-alive") && !has("close"),

@@ -11,6 +11,8 @@ use std::{
 use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
+use crate::header_list;
+
 /// Most bytes a response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 
@@ -169,7 +171,7 @@ pub(super) struct Framing {
 /// removed, and the connection is not reused after such a message.
 pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::Result<Framing> {
     let mut reusable = head.version == Version::HTTP_11
-        && !lists_token(&head.headers, header::CONNECTION, "close");
+        && !header_list::lists(&head.headers, header::CONNECTION, "close");
     let status = head.status.as_u16();
     if method == Method::HEAD || status == 204 || status == 304 {
         return Ok(Framing {
@@ -231,16 +233,6 @@ fn content_length(headers: &HeaderMap) -> io::Result<Option<u64>> {
         }
     }
     Ok(length)
-}
-
-/// Whether a comma-separated `name` header lists `token`.
-fn lists_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
 pub(super) fn invalid(message: &'static str) -> io::Error {
