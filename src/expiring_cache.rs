@@ -309,22 +309,35 @@ mod tests {
     async fn a_fill_whose_caller_goes_away_is_taken_over_by_a_waiter() {
         let cache = cache();
         let calls = Arc::new(AtomicUsize::new(0));
-        let fill = |calls: Arc<AtomicUsize>| async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok::<_, &'static str>((7, Duration::from_secs(60)))
-        };
+        // The first caller's fill says when it has started, then never ends.
+        let (started, has_started) = tokio::sync::oneshot::channel();
         let first = {
             let (cache, calls) = (cache.clone(), calls.clone());
-            tokio::spawn(async move { cache.get_or_fill("k", || fill(calls)).await })
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill("k", || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let _ = started.send(());
+                        std::future::pending::<Result<(u32, Duration), &'static str>>().await
+                    })
+                    .await
+            })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        has_started.await.unwrap();
         let waiters: Vec<_> = (0..5)
             .map(|_| {
                 let (cache, calls) = (cache.clone(), calls.clone());
-                tokio::spawn(async move { cache.get_or_fill("k", || fill(calls)).await })
+                tokio::spawn(async move {
+                    cache
+                        .get_or_fill("k", || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            Ok((7, Duration::from_secs(60)))
+                        })
+                        .await
+                })
             })
             .collect();
+        // The waiters are parked on the first fill before it goes away.
         tokio::time::sleep(Duration::from_millis(20)).await;
         first.abort();
         for waiter in waiters {

@@ -25,7 +25,8 @@ use wix_elevator::{
 const BIG: usize = 16 << 20;
 
 /// Answers every request with its path; reads the body only of paths
-/// starting with `/read`; answers `/big` with [`BIG`] bytes. Records each
+/// starting with `/read`; answers `/big` with [`BIG`] bytes; keeps `/hold`'s
+/// body unread past the answer. Records each
 /// path with the client's port.
 #[derive(Clone, Default)]
 struct Echo {
@@ -45,6 +46,17 @@ impl Handler for Echo {
         if path == "/big" {
             return Response::new(body::full(vec![b'x'; BIG]));
         }
+        if path == "/hold" {
+            // Answered at once; the body is kept unread past the answer (as
+            // by a task the handler started) until the connection has been
+            // idle long enough to park, then dropped unread.
+            let body = request.into_body();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(body);
+            });
+            return Response::new(body::full(path));
+        }
         if path.starts_with("/read") {
             let body = request.into_body().collect().await.unwrap().to_bytes();
             return Response::new(body::full(format!("{path} {}", body.len())));
@@ -55,7 +67,7 @@ impl Handler for Echo {
     }
 }
 
-fn start(echo: &Echo, idle_timeout: Duration) -> Server {
+async fn start(echo: &Echo, idle_timeout: Duration) -> Server {
     start_with(
         echo,
         ServerOptions {
@@ -63,16 +75,11 @@ fn start(echo: &Echo, idle_timeout: Duration) -> Server {
             ..ServerOptions::default()
         },
     )
+    .await
 }
 
-fn start_with(echo: &Echo, options: ServerOptions) -> Server {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    Server::start(
-        tokio::net::TcpListener::from_std(listener).unwrap(),
-        echo.clone(),
-        options,
-    )
+async fn start_with(echo: &Echo, options: ServerOptions) -> Server {
+    Server::start(common::loopback().await, echo.clone(), options)
 }
 
 /// A connection whose receive buffer is 4 KiB: the kernel's own buffering
@@ -137,7 +144,7 @@ fn closed(stream: &mut TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
+    let server = start(&echo, Duration::from_secs(60)).await;
     let answers = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
         move || {
@@ -173,7 +180,7 @@ async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeou
     // Idle for 800 ms between the requests: long enough for the idle
     // connection to be parked outside hyper.
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(2));
+    let server = start(&echo, Duration::from_secs(2)).await;
     let (first, second, idle_closed_after) = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
         move || {
@@ -210,7 +217,7 @@ async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeou
 /// then). The body must never be served, and the connection must end.
 async fn unread_body_is_never_served(late: bool) {
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
+    let server = start(&echo, Duration::from_secs(60)).await;
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let (answer, was_closed) = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
@@ -254,9 +261,42 @@ async fn an_unread_body_that_arrives_late_is_never_parsed_as_a_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_body_kept_unread_past_its_answer_is_never_parsed_as_a_request() {
+    // The answer is out and the connection idle long enough to park while
+    // the handler still holds the body; the body is dropped unread, then the
+    // rest of it arrives. Only a body read to its end may let the connection
+    // serve again (this fails when parking ignores unread bodies).
+    let echo = Echo::default();
+    let server = start(&echo, Duration::from_secs(60)).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answer = tokio::task::spawn_blocking({
+        let mut stream = connect(&server);
+        move || {
+            let head = format!(
+                "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                smuggled.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let answer = read_response(&mut stream);
+            std::thread::sleep(Duration::from_millis(200));
+            // The server may already have closed: then this write fails.
+            let _ = stream.write_all(smuggled.as_bytes());
+            // Time for a wrongly reused connection to serve it.
+            std::thread::sleep(Duration::from_millis(500));
+            answer
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, (200, "/hold".to_owned()));
+    let paths: Vec<String> = echo.seen().into_iter().map(|(path, _)| path).collect();
+    assert_eq!(paths, ["/hold"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_closes_parked_connections_at_once() {
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
+    let server = start(&echo, Duration::from_secs(60)).await;
     let mut stream = connect(&server);
     let stream = tokio::task::spawn_blocking(move || {
         stream
@@ -279,54 +319,53 @@ async fn shutdown_closes_parked_connections_at_once() {
         .unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_large_answer_to_a_slow_reader_arrives_whole_before_the_connection_is_reused() {
-    // The client reads nothing for 300 ms: hyper is left holding much of
-    // the answer, long after the handler is done with it. The connection
-    // must not be parked (and the rest lost) before hyper has written it.
+/// `/big` to a client that reads nothing for 300 ms, so hyper is left
+/// holding much of the answer long after the handler is done with it. The
+/// connection must be neither parked (the rest lost) nor closed before hyper
+/// has written it all; then it serves the next request, or (`close`) ends.
+async fn a_large_answer_to_a_slow_reader(close: bool) {
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
-    let (big, next) = tokio::task::spawn_blocking({
+    let server = start(&echo, Duration::from_secs(60)).await;
+    let (big, after) = tokio::task::spawn_blocking({
         let mut stream = slow_reader(&server);
         move || {
+            let connection = if close { "Connection: close\r\n" } else { "" };
             stream
-                .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                .write_all(format!("GET /big HTTP/1.1\r\nHost: x\r\n{connection}\r\n").as_bytes())
                 .unwrap();
             std::thread::sleep(Duration::from_millis(300));
             let (status, body) = read_response(&mut stream);
-            stream
-                .write_all(b"GET /read-2 HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
-            ((status, body.len()), read_response(&mut stream))
+            let after = if close {
+                closed(&mut stream).then(|| (0, "closed".to_owned()))
+            } else {
+                stream
+                    .write_all(b"GET /read-2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                Some(read_response(&mut stream))
+            };
+            ((status, body.len()), after)
         }
     })
     .await
     .unwrap();
     assert_eq!(big, (200, BIG));
-    assert_eq!(next, (200, "/read-2 0".to_owned()));
-    let seen = echo.seen();
-    assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+    if close {
+        assert_eq!(after, Some((0, "closed".to_owned())));
+    } else {
+        assert_eq!(after, Some((200, "/read-2 0".to_owned())));
+        let seen = echo.seen();
+        assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_answer_to_a_slow_reader_arrives_whole_before_the_connection_is_reused() {
+    a_large_answer_to_a_slow_reader(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_answer_before_connection_close_arrives_whole() {
-    let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
-    let (received, was_closed) = tokio::task::spawn_blocking({
-        let mut stream = slow_reader(&server);
-        move || {
-            stream
-                .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            let (status, body) = read_response(&mut stream);
-            ((status, body.len()), closed(&mut stream))
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(received, (200, BIG));
-    assert!(was_closed);
+    a_large_answer_to_a_slow_reader(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,7 +374,7 @@ async fn a_client_that_asks_again_at_once_keeps_its_connection() {
     // it must start the next exchange, never slip into the one ending and
     // be answered with `Connection: close`.
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
+    let server = start(&echo, Duration::from_secs(60)).await;
     let mut stream = connect(&server);
     let closing = tokio::task::spawn_blocking(move || {
         let mut closing = Vec::new();
@@ -367,7 +406,7 @@ async fn a_head_sent_in_pieces_is_answered_without_closing() {
     // connection and again on one parked after its first request: the
     // connection must wait for it, not shut down half-way through it.
     let echo = Echo::default();
-    let server = start(&echo, Duration::from_secs(60));
+    let server = start(&echo, Duration::from_secs(60)).await;
     let heads = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
         move || {
@@ -409,7 +448,8 @@ async fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
             connections: Some(open.clone()),
             ..ServerOptions::default()
         },
-    );
+    )
+    .await;
     let mut stream = slow_reader(&server);
     stream
         .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

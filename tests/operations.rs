@@ -8,11 +8,10 @@ use std::{
     time::Duration,
 };
 
-use common::{loopback, wix_error, Harness, INSTANCE, POLICIES};
+use common::{assert_elevated, loopback, wix_error, Harness, POLICIES};
 use wix_elevator::{
     admin::Admin,
     config::{RateLimitConfig, RateLimitKey, TlsConfig},
-    sandbox::Credential,
     server::{Server, ServerOptions},
 };
 
@@ -361,13 +360,7 @@ async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     let received = h.sandbox.requests();
     assert_eq!(received.len(), 3);
     for request in &received {
-        assert_eq!(
-            request.credential,
-            Credential::App {
-                instance_id: INSTANCE.into()
-            }
-        );
-        assert!(!request.headers.iter().any(|(_, v)| v.contains(&member)));
+        assert_elevated(request, &member);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,9 +3,14 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
-use common::{loopback, GatewayProcess, APP_ID, APP_SECRET, OWN_PROFILE_POLICY};
+use common::{
+    loopback, wait_until, GatewayProcess, APP_ID, APP_SECRET, INSTANCE, OWN_PROFILE_POLICY,
+};
 use wix_elevator::sandbox::{MintRequest, Sandbox, SandboxConfig};
 use wix_elevator::secret::Secret;
 
@@ -28,11 +33,11 @@ async fn sigterm_drains_every_accepted_request_then_exits_zero() {
         .mint_token(MintRequest {
             subject_type: "MEMBER".into(),
             subject_id: "member-1".into(),
-            instance_id: Some("instance-1".into()),
+            instance_id: Some(INSTANCE.into()),
             ..MintRequest::default()
         })
         .access_token;
-    let slow = format!("http://{proxy}/members/v1/members/member-1?_sandbox_delay_ms=1500");
+    let slow = format!("http://{proxy}/members/v1/members/member-1?_sandbox_delay_ms=3000");
     let requests: Vec<_> = (0..5)
         .map(|_| {
             // A client each, so every request has its own connection.
@@ -43,23 +48,26 @@ async fn sigterm_drains_every_accepted_request_then_exits_zero() {
             tokio::spawn(request)
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        sandbox.requests().len(),
-        5,
-        "all five were accepted and forwarded"
-    );
+    // All five are accepted and forwarded, and held by the sandbox's delay
+    // while the rest of the test runs.
+    wait_until("all five forwarded", || sandbox.requests().len() == 5).await;
 
     let status = Command::new("kill")
         .args(["-TERM", &gateway.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let readiness = reqwest::get(format!("http://{admin}/readyz"))
-        .await
-        .unwrap();
-    assert_eq!(readiness.status(), 503, "not ready while draining");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let readiness = reqwest::get(format!("http://{admin}/readyz"))
+            .await
+            .unwrap();
+        if readiness.status() == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready while draining");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         reqwest::Client::new()
             .get(format!("http://{proxy}/members/v1/members/member-1"))

@@ -7,10 +7,12 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{loopback, GatewayProcess, APP_ID, APP_SECRET, INSTANCE, OWN_PROFILE_POLICY};
+use common::{
+    assert_elevated, loopback, GatewayProcess, APP_ID, APP_SECRET, INSTANCE, OWN_PROFILE_POLICY,
+};
 use tokio::{net::TcpStream, sync::mpsc};
 use wix_elevator::{
-    sandbox::{header, Credential, MintRequest, Sandbox, SandboxConfig},
+    sandbox::{MintRequest, Sandbox, SandboxConfig},
     secret::Secret,
     tls::TlsTerminator,
 };
@@ -144,20 +146,7 @@ async fn elevated_calls_reach_a_tls_upstream_over_http2_with_the_app_token() {
     assert_eq!(received.len(), 3);
     for request in &received {
         assert_eq!(request.path, "/members/v1/members/member-1");
-        assert_eq!(
-            request.credential,
-            Credential::App {
-                instance_id: INSTANCE.into()
-            }
-        );
-        assert_eq!(header(request, "authorization").len(), 1);
-        assert!(
-            !request
-                .headers
-                .iter()
-                .any(|(_, value)| value.contains(&s.member)),
-            "the caller's token reached Wix"
-        );
+        assert_elevated(request, &s.member);
     }
 }
 

@@ -216,16 +216,43 @@ impl Harness {
     }
 }
 
+/// `request` reached Wix elevated: with one `Authorization`, the app token
+/// of [`INSTANCE`], and nowhere the caller's own token.
+pub fn assert_elevated(request: &wix_elevator::sandbox::RecordedRequest, caller_token: &str) {
+    assert_eq!(
+        request.credential,
+        wix_elevator::sandbox::Credential::App {
+            instance_id: INSTANCE.into()
+        }
+    );
+    assert_eq!(
+        wix_elevator::sandbox::header(request, "authorization").len(),
+        1
+    );
+    assert!(
+        !request
+            .headers
+            .iter()
+            .any(|(_, value)| value.contains(caller_token)),
+        "the caller's token reached Wix"
+    );
+}
+
 /// A random number for unique file names.
 pub fn rand_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .elapsed()
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    hasher.finish()
+    rand::random()
+}
+
+/// Waits until `done` holds, checking every 10 ms; fails after 10 s.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A listener on 127.0.0.1 with a port the OS picks.
