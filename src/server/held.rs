@@ -3,15 +3,9 @@
 //! idle timer closes them gracefully once no request has been in flight
 //! for `idle_timeout`.
 
-use std::{convert::Infallible, time::Duration};
+use std::time::Duration;
 
-use http::Request;
-use hyper::body::Incoming;
-
-use super::{
-    activity::{Activity, Busy},
-    Connection, GuardedBody, Handler, IncomingBody,
-};
+use super::{activity::Activity, Connection, Handler, IncomingBody};
 
 impl<H: Handler> Connection<H> {
     /// Serves HTTP on `io` until the peer leaves, the connection idles out,
@@ -20,39 +14,22 @@ impl<H: Handler> Connection<H> {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        let activity = Activity::new();
+        let service = self.service(&activity, |request| request.map(IncomingBody::untracked));
         let Self {
-            peer,
-            handler,
             builders,
             options,
             stopped,
             _open,
             _slot,
+            ..
         } = self;
-        let activity = Activity::new();
-        let tracked = activity.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let handler = handler.clone();
-            let request = request.map(IncomingBody::untracked);
-            // Busy from the request's arrival until its response body is
-            // sent or dropped, whichever way the exchange ends (a stream
-            // reset drops this future, a client gone drops the body).
-            let busy = Busy::new(tracked.clone());
-            // Boxed per request: hyper keeps a slot for the in-flight future
-            // for the connection's whole life, and the gateway's future is
-            // several KiB; unboxed, every idle keep-alive connection would
-            // hold that much (measured by bench/programs/scale.rs).
-            Box::pin(async move {
-                let response = handler.handle(request, peer).await;
-                Ok::<_, Infallible>(response.map(|body| GuardedBody::boxed(body, busy)))
-            })
-        });
         let connection = builders.auto.serve_connection(io, service);
         tokio::pin!(connection);
         let tick = (options.idle_timeout / 4).max(Duration::from_millis(10));
         // A client that ignores a graceful close (an HTTP/2 peer that never
         // answers the GOAWAY's ping) is dropped after this long.
-        let grace = options.idle_timeout.min(Duration::from_secs(5));
+        let grace = options.close_grace();
         let mut closing = None::<tokio::time::Instant>;
         if stopped.is_cancelled() {
             connection.as_mut().graceful_shutdown();

@@ -14,7 +14,7 @@ mod parked;
 
 pub use incoming::IncomingBody;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use hyper::server::conn::http1;
@@ -31,7 +31,11 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
+use hyper::body::Incoming;
+
 use crate::{body::Body, tls::TlsTerminator};
+
+use activity::{Activity, Busy};
 
 /// Connection-level settings of a listener.
 #[derive(Debug, Clone)]
@@ -53,6 +57,14 @@ pub struct ServerOptions {
     pub tls_handshake_timeout: Duration,
     /// Kept equal to the number of open connections.
     pub connections: Option<Gauge>,
+}
+
+impl ServerOptions {
+    /// How long a connection asked to close gracefully (idle, or a client
+    /// that stopped reading) may take before it is dropped.
+    fn close_grace(&self) -> Duration {
+        self.idle_timeout.min(Duration::from_secs(5))
+    }
 }
 
 impl Default for ServerOptions {
@@ -224,23 +236,14 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-/// A response body that holds `guard` until the body is done, sent or
-/// dropped: how a connection learns that its response has ended.
-struct GuardedBody<G> {
+/// A response body that keeps its connection [`Busy`] until the body is
+/// done, sent or dropped: how a connection learns that its response ended.
+struct BusyBody {
     inner: Body,
-    _guard: G,
+    _busy: Busy,
 }
 
-impl<G: Send + Sync + Unpin + 'static> GuardedBody<G> {
-    fn boxed(inner: Body, guard: G) -> Body {
-        http_body_util::BodyExt::boxed(Self {
-            inner,
-            _guard: guard,
-        })
-    }
-}
-
-impl<G: Unpin> hyper::body::Body for GuardedBody<G> {
+impl hyper::body::Body for BusyBody {
     type Data = bytes::Bytes;
     type Error = crate::body::BoxError;
 
@@ -257,6 +260,46 @@ impl<G: Unpin> hyper::body::Body for GuardedBody<G> {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The future hyper awaits for one request.
+type Answering =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<H: Handler> Connection<H> {
+    /// The connection's hyper service: each request, as `admit` hands it
+    /// over, goes to the handler, and `activity` counts the connection busy
+    /// from the request's arrival until its response body is sent or
+    /// dropped, whichever way the exchange ends (a stream reset drops the
+    /// future, a client gone drops the body).
+    fn service(
+        &self,
+        activity: &Arc<Activity>,
+        admit: impl Fn(Request<Incoming>) -> Request<IncomingBody> + Clone + Send + 'static,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future = Answering,
+    > + Clone {
+        let handler = self.handler.clone();
+        let activity = activity.clone();
+        let peer = self.peer;
+        hyper::service::service_fn(move |request: Request<Incoming>| -> Answering {
+            let handler = handler.clone();
+            let request = admit(request);
+            let busy = Busy::new(activity.clone());
+            // Boxed per request: hyper keeps a slot for the in-flight future
+            // for the connection's whole life, and the gateway's future is
+            // several KiB; unboxed, every idle keep-alive connection would
+            // hold that much (measured by bench/programs/scale.rs).
+            Box::pin(async move {
+                let response = handler.handle(request, peer).await;
+                Ok(response
+                    .map(|inner| http_body_util::BodyExt::boxed(BusyBody { inner, _busy: busy })))
+            })
+        })
     }
 }
 

@@ -10,7 +10,6 @@
 //! small task, as in nginx, while a busy one never pays for the hand-over.
 
 use std::{
-    convert::Infallible,
     future::{poll_fn, Future},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -29,9 +28,9 @@ use tokio::net::TcpStream;
 use crate::header_list;
 
 use super::{
-    activity::{Activity, Busy},
+    activity::Activity,
     incoming::{IncomingBody, Replay},
-    Connection, GuardedBody, Handler,
+    Connection, Handler,
 };
 
 /// How long a connection with no request in flight keeps hyper's state
@@ -43,7 +42,7 @@ const PARK_AFTER: Duration = Duration::from_millis(50);
 
 /// What the requests of one session tell the connection.
 #[derive(Default)]
-pub(crate) struct Session {
+pub(super) struct Session {
     requests: AtomicUsize,
     bodies_read: AtomicUsize,
     client_closes: AtomicBool,
@@ -181,20 +180,8 @@ impl<H: Handler> Connection<H> {
         let session = Arc::new(Session::default());
         let activity = Activity::new();
         let service = {
-            let handler = self.handler.clone();
             let session = session.clone();
-            let activity = activity.clone();
-            let peer = self.peer;
-            hyper::service::service_fn(move |request: Request<Incoming>| {
-                let handler = handler.clone();
-                let request = session.admit(request);
-                // Busy until the response is done, sent or dropped.
-                let busy = Busy::new(activity.clone());
-                Box::pin(async move {
-                    let response = handler.handle(request, peer).await;
-                    Ok::<_, Infallible>(response.map(|body| GuardedBody::boxed(body, busy)))
-                })
-            })
+            self.service(&activity, move |request| session.admit(request))
         };
         let io = TokioIo::new(Replay::new(pending, stream, session.clone()));
         let mut connection = self.builders.http1.serve_connection(io, service);
@@ -237,7 +224,7 @@ impl<H: Handler> Connection<H> {
                         // what it can.
                         Some(idle) if idle >= self.options.idle_timeout => {
                             std::pin::Pin::new(&mut connection).graceful_shutdown();
-                            let grace = self.options.idle_timeout.min(Duration::from_secs(5));
+                            let grace = self.options.close_grace();
                             closing = Some(tokio::time::Instant::now() + grace);
                         }
                         idle => {
