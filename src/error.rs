@@ -28,6 +28,9 @@ pub enum GatewayError {
     /// The request came from a browser origin that is not configured.
     #[error("this origin is not allowed")]
     OriginNotAllowed,
+    /// The request head (request line and header fields) is too large.
+    #[error("the request head is too large")]
+    HeadTooLarge,
     /// The body is larger than the configured limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -67,6 +70,10 @@ impl GatewayError {
             Self::Forbidden | Self::OriginNotAllowed => {
                 (StatusCode::FORBIDDEN, "PERMISSION_DENIED")
             }
+            Self::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "INVALID_ARGUMENT",
+            ),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_ARGUMENT"),
             Self::IdentityUnavailable | Self::CredentialUnavailable => {
@@ -87,6 +94,7 @@ impl GatewayError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::OriginNotAllowed => "origin_not_allowed",
+            Self::HeadTooLarge => "head_too_large",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::IdentityUnavailable => "identity_unavailable",
@@ -116,6 +124,14 @@ impl GatewayError {
         }
         response
     }
+}
+
+/// A fresh request id: 128 random bits in hex.
+pub fn new_request_id() -> HeaderValue {
+    let mut hex = [0u8; 32];
+    hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut hex)
+        .expect("16 bytes are 32 hex digits");
+    HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
 }
 
 /// A Wix-shaped JSON error response:

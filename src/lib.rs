@@ -22,6 +22,7 @@ pub mod expiring_cache;
 pub mod field_name;
 pub mod gateway;
 pub mod header_list;
+pub(crate) mod http1;
 pub mod identity;
 pub mod metrics;
 pub mod policy;

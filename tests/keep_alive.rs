@@ -1,7 +1,8 @@
-//! Cleartext HTTP/1 keep-alive connections are parked outside hyper while
-//! idle: what a client sees must be exactly what hyper alone would give it
-//! (pipelining in order, `Connection: close` honoured, idle and drain
-//! timeouts), and an unread request body is never parsed as a request.
+//! Cleartext HTTP/1 keep-alive connections, served by the server's own
+//! HTTP/1 implementation and holding no buffer while idle: pipelining in
+//! order, `Connection: close` honoured, idle and drain timeouts, answers
+//! to slow readers whole, and an unread request body never parsed as a
+//! request.
 
 mod common;
 
@@ -213,13 +214,15 @@ async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeou
 
 /// Sends `POST /deny`, which the handler answers without reading its body,
 /// with a body that is a request of its own: with the head, or `late`, once
-/// the answer is out and the connection idle (hyper cannot have drained it
-/// then). The body must never be served, and the connection must end.
+/// the answer is out. The body must never be served. A body that is still
+/// to come when the answer goes out ends the connection; one that came with
+/// its head may have been taken as the body it is, and then the connection
+/// answers a next request as itself.
 async fn unread_body_is_never_served(late: bool) {
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60)).await;
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    let (answer, was_closed) = tokio::task::spawn_blocking({
+    let (answer, after) = tokio::task::spawn_blocking({
         let mut stream = connect(&server);
         move || {
             let head = format!(
@@ -232,22 +235,37 @@ async fn unread_body_is_never_served(late: bool) {
                 std::thread::sleep(Duration::from_millis(200));
                 // The server may already have closed: then this write fails.
                 let _ = stream.write_all(smuggled.as_bytes());
-                (answer, closed(&mut stream))
+                (answer, closed(&mut stream).then_some("closed".to_owned()))
             } else {
                 stream
                     .write_all(format!("{head}{smuggled}").as_bytes())
                     .unwrap();
                 let answer = read_response(&mut stream);
-                (answer, closed(&mut stream))
+                let _ = stream
+                    .write_all(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut rest = Vec::new();
+                let after = match stream.read_to_end(&mut rest) {
+                    Ok(_) if rest.is_empty() => Some("closed".to_owned()),
+                    Ok(_) => Some(String::from_utf8_lossy(&rest).into_owned()),
+                    Err(_) => None,
+                };
+                (answer, after)
             }
         }
     })
     .await
     .unwrap();
     assert_eq!(answer, (403, "/deny".to_owned()));
-    assert!(was_closed, "a connection with an unread body stayed open");
+    let after = after.expect("the connection neither closed nor answered");
     let paths: Vec<String> = echo.seen().into_iter().map(|(path, _)| path).collect();
-    assert_eq!(paths, ["/deny"]);
+    if after == "closed" {
+        assert_eq!(paths, ["/deny"]);
+    } else {
+        assert!(!late, "a connection with a body still to come stayed open");
+        assert!(after.starts_with("HTTP/1.1 403 "), "{after}");
+        assert!(after.ends_with("/after"), "{after}");
+        assert_eq!(paths, ["/deny", "/after"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -100,12 +100,7 @@ pub fn request_id(inbound: &HeaderMap) -> HeaderValue {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
         .cloned()
-        .unwrap_or_else(|| {
-            let mut hex = [0u8; 32];
-            hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut hex)
-                .expect("16 bytes are 32 hex digits");
-            HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
-        })
+        .unwrap_or_else(crate::error::new_request_id)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{activity::Activity, Connection, Handler, IncomingBody};
+use super::{activity::Activity, Connection, Handler};
 
 impl<H: Handler> Connection<H> {
     /// Serves HTTP on `io` until the peer leaves, the connection idles out,
@@ -15,7 +15,7 @@ impl<H: Handler> Connection<H> {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let activity = Activity::new();
-        let service = self.service(&activity, |request| request.map(IncomingBody::untracked));
+        let service = self.service(&activity);
         let Self {
             builders,
             options,

@@ -3,21 +3,20 @@
 //! hyper's timer set so that its header-read timeout is really on, a cap on
 //! open connections, an idle timeout, and a graceful drain.
 //!
-//! Cleartext HTTP/1 connections are parked outside hyper between requests
-//! ([`parked`]); TLS and HTTP/2 connections stay with hyper for their whole
-//! life ([`held`]).
+//! Cleartext HTTP/1 connections are served by the server's own HTTP/1
+//! implementation ([`cleartext`]); TLS and HTTP/2 connections by hyper, for
+//! their whole life ([`held`]).
 
 mod activity;
+mod cleartext;
 mod held;
 mod incoming;
-mod parked;
 
 pub use incoming::IncomingBody;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
-use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
@@ -188,12 +187,10 @@ async fn accept_loop<H: Handler>(
     }
 }
 
-/// hyper's connection settings, built once per listener.
+/// hyper's connection settings, built once per listener: HTTP/1 or
+/// HTTP/2, told apart by ALPN or by the HTTP/2 preface.
 struct Builders {
-    /// HTTP/1 or HTTP/2, told apart by ALPN or by the HTTP/2 preface.
     auto: auto::Builder<TokioExecutor>,
-    /// HTTP/1 only, for connections parked between requests.
-    http1: http1::Builder,
 }
 
 impl Builders {
@@ -203,11 +200,7 @@ impl Builders {
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout);
         auto.http2().timer(TokioTimer::new());
-        let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout);
-        Self { auto, http1 }
+        Self { auto }
     }
 }
 
@@ -268,15 +261,14 @@ type Answering =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<H: Handler> Connection<H> {
-    /// The connection's hyper service: each request, as `admit` hands it
-    /// over, goes to the handler, and `activity` counts the connection busy
+    /// The connection's hyper service: each request goes to the handler,
+    /// and `activity` counts the connection busy
     /// from the request's arrival until its response body is sent or
     /// dropped, whichever way the exchange ends (a stream reset drops the
     /// future, a client gone drops the body).
     fn service(
         &self,
         activity: &Arc<Activity>,
-        admit: impl Fn(Request<Incoming>) -> Request<IncomingBody> + Clone + Send + 'static,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response<Body>,
@@ -288,7 +280,7 @@ impl<H: Handler> Connection<H> {
         let peer = self.peer;
         hyper::service::service_fn(move |request: Request<Incoming>| -> Answering {
             let handler = handler.clone();
-            let request = admit(request);
+            let request = request.map(IncomingBody::hyper);
             let busy = Busy::new(activity.clone());
             // Boxed per request: hyper keeps a slot for the in-flight future
             // for the connection's whole life, and the gateway's future is

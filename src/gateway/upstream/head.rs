@@ -11,13 +11,10 @@ use std::{
 use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-use crate::header_list;
-
-/// Most bytes a response head may take.
-pub(super) const MAX_HEAD: usize = 64 * 1024;
-
-/// Most header fields a response head may carry.
-const MAX_HEADERS: usize = 100;
+use crate::http1::{
+    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, MAX_HEAD,
+    MAX_HEADERS,
+};
 
 /// How the request body follows the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,30 +111,10 @@ pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<Respo
         Some(1) => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
-    // Where each field sits in the buffer, so that the values can be sliced
-    // out of it once the head is split off.
-    let start = buf.as_ptr() as usize;
-    let fields: Vec<_> = response
-        .headers
-        .iter()
-        .map(|parsed| {
-            (
-                parsed.name.as_ptr() as usize - start,
-                parsed.name.len(),
-                parsed.value.as_ptr() as usize - start,
-                parsed.value.len(),
-            )
-        })
-        .collect();
+    let spans = field_spans(buf, response.headers);
     let head = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for &(name_at, name_len, value_at, value_len) in &fields {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
-            .map_err(|_| invalid("the upstream response has an invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| invalid("the upstream response has an invalid header value"))?;
-        headers.append(name, value);
-    }
+    let headers = header_map(&head, &spans)
+        .map_err(|_| invalid("the upstream response has an invalid header field"))?;
     Ok(Some(ResponseHead {
         status,
         version,
@@ -170,8 +147,7 @@ pub(super) struct Framing {
 /// RFC 9112 §6.3. A `Content-Length` that a chunked coding overrides is
 /// removed, and the connection is not reused after such a message.
 pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::Result<Framing> {
-    let mut reusable = head.version == Version::HTTP_11
-        && !header_list::lists(&head.headers, header::CONNECTION, "close");
+    let mut reusable = head.version == Version::HTTP_11 && keeps_alive(head.version, &head.headers);
     let status = head.status.as_u16();
     if method == Method::HEAD || status == 204 || status == 304 {
         return Ok(Framing {
@@ -180,14 +156,7 @@ pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::
         });
     }
     if head.headers.contains_key(header::TRANSFER_ENCODING) {
-        // Only plain chunked is understood; anything else would pass the
-        // body on in a coding the client is never told about.
-        let mut codings = head.headers.get_all(header::TRANSFER_ENCODING).iter();
-        let chunked = codings
-            .next()
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.trim().eq_ignore_ascii_case("chunked"));
-        if !chunked || codings.next().is_some() || head.version != Version::HTTP_11 {
+        if !is_plain_chunked(&head.headers) || head.version != Version::HTTP_11 {
             return Err(invalid(
                 "the upstream response has a transfer coding other than chunked",
             ));
@@ -200,7 +169,9 @@ pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::
             reusable,
         });
     }
-    Ok(match content_length(&head.headers)? {
+    let length = content_length(&head.headers)
+        .map_err(|_| invalid("the upstream response has an invalid Content-Length"))?;
+    Ok(match length {
         Some(length) => Framing {
             body: BodyFraming::Length(length),
             reusable,
@@ -210,33 +181,6 @@ pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::
             reusable: false,
         },
     })
-}
-
-/// The one length every `Content-Length` value states, if any does.
-fn content_length(headers: &HeaderMap) -> io::Result<Option<u64>> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            let parsed =
-                (!item.is_empty() && item.len() <= 18 && item.iter().all(u8::is_ascii_digit))
-                    .then(|| item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
-            match (parsed, length) {
-                (Some(parsed), None) => length = Some(parsed),
-                (Some(parsed), Some(seen)) if parsed == seen => {}
-                _ => {
-                    return Err(invalid(
-                        "the upstream response has an invalid Content-Length",
-                    ))
-                }
-            }
-        }
-    }
-    Ok(length)
-}
-
-pub(super) fn invalid(message: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 #[cfg(test)]

@@ -23,15 +23,21 @@ use tokio::{
 };
 
 use super::{
-    body::{Remaining, ResponseBody},
     head::{
-        invalid, parse_response_head, response_framing, write_request_head, BodyFraming,
-        RequestFraming, ResponseHead,
+        parse_response_head, response_framing, write_request_head, BodyFraming, RequestFraming,
+        ResponseHead,
     },
-    pool::{Conn, Pool, READ_CHUNK},
+    pool::{Conn, Pool},
     Outgoing,
 };
-use crate::body::{self, Body, BoxError};
+use crate::{
+    body::{self, Body, BoxError},
+    http1::{
+        body::{FramedBody, Remaining, Source},
+        chunked::Chunked,
+        invalid, READ_CHUNK,
+    },
+};
 
 /// Bodies up to this size are written in the same system call as the head.
 const COALESCE: usize = 16 * 1024;
@@ -224,7 +230,7 @@ impl Http1 {
             }
             BodyFraming::Chunked => streamed(
                 conn,
-                Remaining::Chunked(super::chunked::Chunked::new()),
+                Remaining::Chunked(Chunked::new()),
                 framing.reusable,
                 pool,
             ),
@@ -235,9 +241,36 @@ impl Http1 {
 }
 
 fn streamed(conn: Conn, remaining: Remaining, reusable: bool, pool: &Arc<Pool>) -> Body {
-    ResponseBody::new(conn, remaining, reusable, pool.clone())
+    let source = Pooled {
+        conn,
+        reusable,
+        pool: pool.clone(),
+    };
+    FramedBody::new(source, remaining)
         .map_err(BoxError::from)
         .boxed()
+}
+
+/// A response body's connection, which goes back to the pool once the body
+/// has been read to its end, if it can serve again.
+#[derive(Debug)]
+struct Pooled {
+    conn: Conn,
+    /// Whether the response's head lets the connection serve again.
+    reusable: bool,
+    pool: Arc<Pool>,
+}
+
+impl Source for Pooled {
+    type Stream = TcpStream;
+
+    fn io(&mut self) -> (&mut TcpStream, &mut BytesMut) {
+        (&mut self.conn.stream, &mut self.conn.buf)
+    }
+
+    fn finished(self, reusable: bool) {
+        self.pool.finish(self.conn, self.reusable && reusable);
+    }
 }
 
 /// A request body to write after the head.

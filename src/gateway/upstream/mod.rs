@@ -5,8 +5,6 @@
 //! (`http1`), which does one fixed origin's keep-alive exchanges in the
 //! request's own task.
 
-mod body;
-mod chunked;
 mod head;
 mod http1;
 mod pool;

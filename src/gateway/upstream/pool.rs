@@ -13,8 +13,7 @@ use std::{
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-/// What a read asks the socket for at least.
-pub(super) const READ_CHUNK: usize = 8 * 1024;
+use crate::http1::READ_CHUNK;
 
 /// One connection to the upstream and what has been read from it.
 #[derive(Debug)]

@@ -1,13 +1,12 @@
-//! The chunked transfer coding of an upstream response (RFC 9112 §7.1),
-//! decoded strictly: CRLF line ends only, bounded size lines and trailers,
-//! no chunk size that could overflow. Trailers are read and dropped; the
-//! gateway forwards none.
+//! The chunked transfer coding (RFC 9112 §7.1), decoded strictly: CRLF
+//! line ends only, bounded size lines and trailers, no chunk size that
+//! could overflow. Trailers are read and dropped; the gateway forwards none.
 
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::head::invalid;
+use super::invalid;
 
 /// Longest chunk-size line, extensions included.
 const MAX_LINE: usize = 4 * 1024;
@@ -27,7 +26,7 @@ enum State {
 
 /// What one step of decoding gives.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Body bytes.
     Data(Bytes),
     /// The buffer holds no further complete piece; read more.
@@ -38,7 +37,7 @@ pub(super) enum Step {
 
 /// A chunked body's decoder.
 #[derive(Debug)]
-pub(super) struct Chunked {
+pub(crate) struct Chunked {
     state: State,
 }
 
@@ -79,9 +78,7 @@ impl Chunked {
                         return Ok(Step::NeedMore);
                     }
                     if &buf[..2] != b"\r\n" {
-                        return Err(invalid(
-                            "a chunk of the upstream response overruns its size",
-                        ));
+                        return Err(invalid("a chunk overruns its size"));
                     }
                     buf.advance(2);
                     self.state = State::Size;
@@ -108,7 +105,7 @@ impl Chunked {
 fn take_line(buf: &mut BytesMut, max: usize) -> io::Result<Option<BytesMut>> {
     let Some(lf) = memchr::memchr(b'\n', buf) else {
         return if buf.len() > max {
-            Err(invalid("a chunk line of the upstream response is too long"))
+            Err(invalid("a chunk line is too long"))
         } else {
             Ok(None)
         };
@@ -118,9 +115,7 @@ fn take_line(buf: &mut BytesMut, max: usize) -> io::Result<Option<BytesMut>> {
         || lf - 1 > max
         || memchr::memchr(b'\r', &buf[..lf - 1]).is_some()
     {
-        return Err(invalid(
-            "a chunk line of the upstream response is malformed",
-        ));
+        return Err(invalid("a chunk line is malformed"));
     }
     let mut line = buf.split_to(lf + 1);
     line.truncate(lf - 1);
@@ -134,9 +129,7 @@ fn chunk_size(line: &[u8]) -> io::Result<u64> {
     let rest = line[digits..].trim_ascii_start();
     // 15 hex digits cannot overflow a u64.
     if digits == 0 || digits > 15 || !(rest.is_empty() || rest[0] == b';') {
-        return Err(invalid(
-            "a chunk size of the upstream response is malformed",
-        ));
+        return Err(invalid("a chunk size is malformed"));
     }
     Ok(line[..digits].iter().fold(0u64, |size, &digit| {
         let value = match digit {

@@ -1,0 +1,174 @@
+//! HTTP/1.1 wire format read one way on both sides of the gateway: the
+//! requests its server takes from clients and the responses its upstream
+//! transport takes from Wix. Heads are parsed with httparse, bodies are
+//! delimited strictly (RFC 9112 §6), and anything ambiguous is an error,
+//! never a guess.
+
+pub(crate) mod body;
+pub(crate) mod chunked;
+
+use std::io;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Version};
+
+use crate::header_list;
+
+/// Most bytes a message head may take.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields a message head may carry.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// What a read asks the socket for at least.
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
+
+/// Where one header field sits in the buffer it was parsed from.
+#[derive(Clone, Copy)]
+pub(crate) struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// Where `part`, a slice of `buf`, sits in it.
+    pub(crate) fn of(buf: &[u8], part: &[u8]) -> Self {
+        Self {
+            start: part.as_ptr() as usize - buf.as_ptr() as usize,
+            len: part.len(),
+        }
+    }
+
+    /// This span of `head`, sharing its memory.
+    pub(crate) fn slice(self, head: &Bytes) -> Bytes {
+        head.slice(self.start..self.start + self.len)
+    }
+}
+
+/// Where each field of a parsed head sits in `buf`, so that the head can be
+/// split off the buffer once httparse has let go of it.
+pub(crate) fn field_spans(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+    headers
+        .iter()
+        .map(|field| {
+            (
+                Span::of(buf, field.name.as_bytes()),
+                Span::of(buf, field.value),
+            )
+        })
+        .collect()
+}
+
+/// A header field that httparse let through but `http` refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidField;
+
+/// The header map of `head`, its values sharing the head's memory rather
+/// than being copied one by one.
+pub(crate) fn header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<HeaderMap, InvalidField> {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for &(name, value) in spans {
+        let name = HeaderName::from_bytes(&head[name.start..name.start + name.len])
+            .map_err(|_| InvalidField)?;
+        let value = HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| InvalidField)?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// The one length every `Content-Length` value states, if any does; `Err`
+/// when they disagree or one is not a plain decimal number.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidField> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = item.trim_ascii();
+            let parsed =
+                (!item.is_empty() && item.len() <= 18 && item.iter().all(u8::is_ascii_digit))
+                    .then(|| item.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')));
+            match (parsed, length) {
+                (Some(parsed), None) => length = Some(parsed),
+                (Some(parsed), Some(seen)) if parsed == seen => {}
+                _ => return Err(InvalidField),
+            }
+        }
+    }
+    Ok(length)
+}
+
+/// Whether the message's `Transfer-Encoding` is exactly `chunked`, once.
+/// Any other coding would hand the body on in a form its reader is never
+/// told about.
+pub(crate) fn is_plain_chunked(headers: &HeaderMap) -> bool {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let chunked = codings
+        .next()
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("chunked"));
+    chunked && codings.next().is_none()
+}
+
+/// Whether a message of `version` with `headers` lets its connection carry
+/// another message after it.
+pub(crate) fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token| header_list::lists(headers, header::CONNECTION, token);
+    match version {
+        Version::HTTP_11 => !has("close"),
+        Version::HTTP_10 => has("keep-alive") && !has("close"),
+        _ => false,
+    }
+}
+
+/// An error for bytes that break the protocol.
+pub(crate) fn invalid(message: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn content_length_must_state_one_plain_number() {
+        let length = |pairs: &[(&'static str, &'static str)]| content_length(&headers(pairs));
+        assert_eq!(length(&[]), Ok(None));
+        assert_eq!(length(&[("content-length", "5")]), Ok(Some(5)));
+        assert_eq!(
+            length(&[("content-length", "5, 5"), ("content-length", "5")]),
+            Ok(Some(5))
+        );
+        for bad in ["5, 6", "-1", "+5", "0x5", "", "5 5", "99999999999999999999"] {
+            assert_eq!(
+                length(&[("content-length", bad)]),
+                Err(InvalidField),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            length(&[("content-length", "5"), ("content-length", "6")]),
+            Err(InvalidField)
+        );
+    }
+
+    #[test]
+    fn only_a_single_plain_chunked_coding_is_understood() {
+        let chunked = |pairs: &[(&'static str, &'static str)]| is_plain_chunked(&headers(pairs));
+        assert!(chunked(&[("transfer-encoding", "chunked")]));
+        assert!(chunked(&[("transfer-encoding", " Chunked ")]));
+        assert!(!chunked(&[("transfer-encoding", "gzip, chunked")]));
+        assert!(!chunked(&[("transfer-encoding", "chunked, chunked")]));
+        assert!(!chunked(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked")
+        ]));
+        assert!(!chunked(&[("transfer-encoding", "identity")]));
+    }
+}
