@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::wire::{closed, read_answer, Answer};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,7 +23,7 @@ use wix_elevator::{
 };
 
 /// The size of `/big`'s answer: far more than the socket buffers of a
-/// [`slow_reader`] hold, so much of it is left in hyper's hands.
+/// [`slow_reader`] hold, so much of it is still the server's to write.
 const BIG: usize = 16 << 20;
 
 /// Answers every request with its path; reads the body only of paths
@@ -50,7 +51,7 @@ impl Handler for Echo {
         if path == "/hold" {
             // Answered at once; the body is kept unread past the answer (as
             // by a task the handler started) until the connection has been
-            // idle long enough to park, then dropped unread.
+            // idle a while, then dropped unread.
             let body = request.into_body();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -104,42 +105,17 @@ fn connect(server: &Server) -> TcpStream {
     stream
 }
 
-/// Reads one response whose body has a `content-length`; returns the status
-/// and the body.
+/// Reads one response; returns the status and the body.
 fn read_response(stream: &mut TcpStream) -> (u16, String) {
-    let (status, _, body) = read_response_head(stream);
-    (status, body)
+    let answer = read_answer(stream, false);
+    (answer.status, String::from_utf8(answer.body).unwrap())
 }
 
-/// Like [`read_response`], with the response head too.
-fn read_response_head(stream: &mut TcpStream) -> (u16, String, String) {
-    let mut head = Vec::new();
-    let mut byte = [0; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).unwrap(),
-            1,
-            "connection closed early"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length: "))
-        .expect("a content-length")
-        .parse()
-        .unwrap();
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).unwrap();
-    (status, head, String::from_utf8(body).unwrap())
-}
-
-/// Whether the server closed the connection (read sees the end of stream).
-fn closed(stream: &mut TcpStream) -> bool {
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).is_ok() && rest.is_empty()
+/// Whether `answer` says the connection ends with it.
+fn says_close(answer: &Answer) -> bool {
+    answer
+        .header("connection")
+        .is_some_and(|value| value.eq_ignore_ascii_case("close"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -179,7 +155,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_serves_again_after_idling_and_closes_after_the_idle_timeout() {
     // Idle for 800 ms between the requests: long enough for the idle
-    // connection to be parked outside hyper.
+    // connection to wait as an idle one, holding no buffer.
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(2)).await;
     let (first, second, idle_closed_after) = tokio::task::spawn_blocking({
@@ -280,10 +256,10 @@ async fn an_unread_body_that_arrives_late_is_never_parsed_as_a_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_kept_unread_past_its_answer_is_never_parsed_as_a_request() {
-    // The answer is out and the connection idle long enough to park while
-    // the handler still holds the body; the body is dropped unread, then the
+    // The answer is out and the connection idle a while as the handler
+    // still holds the body; the body is dropped unread, then the
     // rest of it arrives. Only a body read to its end may let the connection
-    // serve again (this fails when parking ignores unread bodies).
+    // serve again.
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60)).await;
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -312,7 +288,7 @@ async fn a_body_kept_unread_past_its_answer_is_never_parsed_as_a_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn shutdown_closes_parked_connections_at_once() {
+async fn shutdown_closes_idle_connections_at_once() {
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60)).await;
     let mut stream = connect(&server);
@@ -325,7 +301,7 @@ async fn shutdown_closes_parked_connections_at_once() {
     })
     .await
     .unwrap();
-    // Parked by now; the drain waits for every connection, and a parked
+    // Idle by now; the drain waits for every connection, and an idle
     // one must not hold it for the 10 s drain timeout.
     tokio::time::sleep(Duration::from_millis(300)).await;
     tokio::time::timeout(Duration::from_secs(2), server.shutdown())
@@ -337,9 +313,9 @@ async fn shutdown_closes_parked_connections_at_once() {
         .unwrap());
 }
 
-/// `/big` to a client that reads nothing for 300 ms, so hyper is left
+/// `/big` to a client that reads nothing for 300 ms, so the server is left
 /// holding much of the answer long after the handler is done with it. The
-/// connection must be neither parked (the rest lost) nor closed before hyper
+/// connection must be neither reused (the rest lost) nor closed before it
 /// has written it all; then it serves the next request, or (`close`) ends.
 async fn a_large_answer_to_a_slow_reader(close: bool) {
     let echo = Echo::default();
@@ -399,9 +375,10 @@ async fn a_client_that_asks_again_at_once_keeps_its_connection() {
         for i in 0..2_000 {
             let request = format!("GET /read-{i} HTTP/1.1\r\nHost: x\r\n\r\n");
             stream.write_all(request.as_bytes()).unwrap();
-            let (status, head, body) = read_response_head(&mut stream);
-            assert_eq!((status, body), (200, format!("/read-{i} 0")));
-            if head.to_ascii_lowercase().contains("connection: close") {
+            let answer = read_answer(&mut stream, false);
+            let body = String::from_utf8_lossy(&answer.body);
+            assert_eq!((answer.status, &*body), (200, &*format!("/read-{i} 0")));
+            if says_close(&answer) {
                 closing.push(i);
             }
         }
@@ -421,7 +398,7 @@ async fn a_client_that_asks_again_at_once_keeps_its_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_head_sent_in_pieces_is_answered_without_closing() {
     // A slow client's head arrives in two pieces 200 ms apart, on a new
-    // connection and again on one parked after its first request: the
+    // connection and again on one idle after its first request: the
     // connection must wait for it, not shut down half-way through it.
     let echo = Echo::default();
     let server = start(&echo, Duration::from_secs(60)).await;
@@ -433,8 +410,8 @@ async fn a_head_sent_in_pieces_is_answered_without_closing() {
                 stream.write_all(b"GET /read HTTP/1.1\r\nHo").unwrap();
                 std::thread::sleep(Duration::from_millis(200));
                 stream.write_all(b"st: x\r\n\r\n").unwrap();
-                let (status, head, _) = read_response_head(&mut stream);
-                heads.push((status, head.to_ascii_lowercase()));
+                let answer = read_answer(&mut stream, false);
+                heads.push((answer.status, says_close(&answer)));
                 if i == 0 {
                     std::thread::sleep(Duration::from_millis(300));
                 }
@@ -444,10 +421,7 @@ async fn a_head_sent_in_pieces_is_answered_without_closing() {
     })
     .await
     .unwrap();
-    for (status, head) in heads {
-        assert_eq!(status, 200);
-        assert!(!head.contains("connection: close"), "{head}");
-    }
+    assert_eq!(heads, [(200, false), (200, false)], "(status, says close)");
     let seen = echo.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].1, seen[1].1, "both requests on one connection");
@@ -455,8 +429,8 @@ async fn a_head_sent_in_pieces_is_answered_without_closing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
-    // The answer is handed to hyper whole, but the client never reads it:
-    // the connection can be neither parked nor left open for ever.
+    // The client never reads the answer: the connection can be neither
+    // reused nor left open for ever.
     let echo = Echo::default();
     let open = Gauge::default();
     let server = start_with(

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::{
     io::{Read, Write},
     net::SocketAddr,
