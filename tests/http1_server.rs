@@ -70,11 +70,7 @@ async fn start(wire: &Wire) -> Server {
 }
 
 fn connect(server: &Server) -> TcpStream {
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
+    common::wire::connect(server.local_addr())
 }
 
 /// Sends `raw` on a new connection; returns the answer and whether the

@@ -98,11 +98,7 @@ fn slow_reader(server: &Server) -> TcpStream {
 }
 
 fn connect(server: &Server) -> TcpStream {
-    let stream = TcpStream::connect(server.local_addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
+    common::wire::connect(server.local_addr())
 }
 
 /// Reads one response; returns the status and the body.

@@ -1,7 +1,11 @@
 //! Reading HTTP/1 answers off a plain socket, as a client that sees every
 //! byte the server wrote.
 
-use std::{io::Read, net::TcpStream};
+use std::{
+    io::Read,
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
 
 /// One answer as a client reads it.
 #[derive(Debug)]
@@ -82,4 +86,13 @@ pub fn read_answer(stream: &mut TcpStream, head_request: bool) -> Answer {
 pub fn closed(stream: &mut TcpStream) -> bool {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).is_ok() && rest.is_empty()
+}
+
+/// A plain connection to `addr` whose reads give up after 5 s.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
 }
