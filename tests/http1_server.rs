@@ -23,12 +23,17 @@ use wix_elevator::{
 
 /// `/echo` answers with the request body; `/stream` with a body of unknown
 /// length; `/framed` with a body whose own `content-length` and
-/// `transfer-encoding` headers lie; anything else with its path and the
-/// body unread. Records each path.
+/// `transfer-encoding` headers lie; `/early` with an interim status;
+/// `/slow` after [`SLOW`]; anything else with its path and the body unread.
+/// Records each path, and each `/slow` answer it finished.
 #[derive(Clone, Default)]
 struct Wire {
     seen: Arc<Mutex<Vec<String>>>,
+    finished: Arc<Mutex<Vec<String>>>,
 }
+
+/// How long `/slow` takes.
+const SLOW: Duration = Duration::from_millis(1_500);
 
 impl Handler for Wire {
     async fn handle(&self, request: Request<IncomingBody>, _: SocketAddr) -> Response<Body> {
@@ -44,6 +49,15 @@ impl Handler for Wire {
                     .map(|piece| Ok::<_, body::BoxError>(Frame::data(Bytes::from(piece))));
                 Response::new(StreamBody::new(futures::stream::iter(pieces)).boxed())
             }
+            "/slow" => {
+                tokio::time::sleep(SLOW).await;
+                self.finished.lock().unwrap().push(path.clone());
+                Response::new(body::full(path))
+            }
+            "/early" => Response::builder()
+                .status(103)
+                .body(body::full("early"))
+                .unwrap(),
             "/framed" => Response::builder()
                 .header("content-length", "999")
                 .header("transfer-encoding", "gzip")
@@ -62,11 +76,11 @@ impl Wire {
 }
 
 async fn start(wire: &Wire) -> Server {
-    Server::start(
-        common::loopback().await,
-        wire.clone(),
-        ServerOptions::default(),
-    )
+    start_with(wire, ServerOptions::default()).await
+}
+
+async fn start_with(wire: &Wire, options: ServerOptions) -> Server {
+    Server::start(common::loopback().await, wire.clone(), options)
 }
 
 fn connect(server: &Server) -> TcpStream {
@@ -105,6 +119,7 @@ async fn refused_heads_get_a_wix_shaped_error_and_the_connection_ends() {
             400,
         ),
         (b"GET /echo HTTP/1.1\r\nBad Name: x\r\n\r\n".to_vec(), 400),
+        (b"GET /echo HTTP/1.1\r\nX: a\nY: b\r\n\r\n".to_vec(), 400),
         (
             format!("GET /echo HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(70_000)).into_bytes(),
             431,
@@ -235,4 +250,78 @@ async fn answers_are_framed_by_the_server_alone() {
     assert_eq!(old.header("content-length"), None);
     assert_eq!(old.body, b"one,two,three");
     assert_eq!(wire.seen(), ["/stream", "/framed", "/framed", "/stream"]);
+}
+
+#[tokio::test]
+async fn a_head_split_after_its_first_byte_is_read_as_strictly() {
+    // "P" could open HTTP/2's preface: the server waits to see which.
+    let wire = Wire::default();
+    let server = start(&wire).await;
+    let mut stream = connect(&server);
+    let (answer, was_closed) = tokio::task::spawn_blocking(move || {
+        stream.write_all(b"P").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        stream
+            .write_all(b"OST /echo HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .unwrap();
+        (read_answer(&mut stream, false), closed(&mut stream))
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(was_closed);
+    assert!(wire.seen().is_empty());
+}
+
+#[tokio::test]
+async fn an_interim_status_from_a_handler_is_never_sent_as_an_answer() {
+    let wire = Wire::default();
+    let server = start(&wire).await;
+    let (answer, _) = exchange(
+        &server,
+        b"GET /early HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_drops_the_work_on_its_request() {
+    let wire = Wire::default();
+    let server = start(&wire).await;
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
+    common::wait_until("the request is handled", || !wire.seen().is_empty()).await;
+    drop(stream);
+    tokio::time::sleep(SLOW + Duration::from_millis(300)).await;
+    assert!(
+        wire.finished.lock().unwrap().is_empty(),
+        "the handler ran on for a client that had left"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_still_pending_when_the_drain_times_out_is_dropped() {
+    let wire = Wire::default();
+    let options = ServerOptions {
+        drain_timeout: Duration::from_millis(200),
+        ..ServerOptions::default()
+    };
+    let server = start_with(&wire, options).await;
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /slow HTTP/1.1\r\n\r\n").unwrap();
+    common::wait_until("the request is handled", || !wire.seen().is_empty()).await;
+    server.shutdown().await;
+    let started = std::time::Instant::now();
+    let was_closed = tokio::task::spawn_blocking(move || closed(&mut stream))
+        .await
+        .unwrap();
+    assert!(was_closed);
+    assert!(
+        started.elapsed() < SLOW / 2,
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(wire.finished.lock().unwrap().is_empty());
 }

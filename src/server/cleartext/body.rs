@@ -28,6 +28,9 @@ pub(super) struct Handoff(Mutex<HandoffState>);
 struct HandoffState {
     answering: bool,
     returned: Option<ReadSide>,
+    /// What of a `100 Continue` the socket did not take at once: it must
+    /// go out before the answer.
+    unsent: &'static [u8],
 }
 
 impl Handoff {
@@ -35,12 +38,13 @@ impl Handoff {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks the answer as started and takes the read side back, if the
-    /// body has been read whole by now.
-    pub(super) fn answer(&self) -> Option<ReadSide> {
+    /// Marks the answer as started. Returns the read side, if the body
+    /// has been read whole by now, and what must be written before the
+    /// answer.
+    pub(super) fn answer(&self) -> (Option<ReadSide>, &'static [u8]) {
         let mut state = self.lock();
         state.answering = true;
-        state.returned.take()
+        (state.returned.take(), state.unsent)
     }
 }
 
@@ -75,12 +79,14 @@ impl Source for ClientSource {
         if !self.expects_continue {
             return;
         }
-        let state = self.handoff.lock();
-        if !state.answering {
-            // Into an empty send buffer (nothing else is written while a
-            // request is read): it goes whole or, at worst, not at all, and
-            // the client sends its body after its own wait.
-            let _ = self.read.0.as_ref().try_write(CONTINUE);
+        let mut state = self.handoff.lock();
+        if state.answering {
+            return;
+        }
+        // Not sent at all, the client sends its body after its own wait;
+        // sent in part, the rest goes out before the answer.
+        if let Ok(sent) = self.read.0.as_ref().try_write(CONTINUE) {
+            state.unsent = &CONTINUE[sent..];
         }
     }
 

@@ -15,6 +15,7 @@
 //! taken for one.
 
 mod body;
+mod exchange;
 mod request;
 mod response;
 
@@ -23,71 +24,45 @@ pub(crate) use body::ClientSource;
 use std::{
     future::{poll_fn, Future},
     pin::Pin,
-    sync::Arc,
     task::Poll,
     time::Duration,
 };
 
 use bytes::BytesMut;
-use http::{Method, Request, Version};
 use hyper_util::rt::TokioIo;
 use tokio::{
     net::TcpStream,
     time::{Instant, Sleep},
 };
 
-use crate::{
-    error::{new_request_id, GatewayError},
-    http1::{
-        body::{FramedBody, Remaining},
-        chunked::Chunked,
-        READ_CHUNK,
-    },
-};
-
-use super::{Connection, Handler, IncomingBody};
-use body::Handoff;
-use request::{Framing, Head};
-use response::Exchange;
+use super::{Connection, Handler};
 
 /// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Most of a refused request body read and dropped before its connection
-/// closes, so that the client reads the answer rather than a reset.
-const MAX_LINGER_BYTES: usize = 1 << 20;
+/// How long to wait between looks at a first segment too short to tell
+/// HTTP/2 from HTTP/1.
+const PREFACE_POLL: Duration = Duration::from_millis(5);
 
-/// Whether the bytes waiting on `stream` open HTTP/2's preface, or are too
-/// few to tell (no HTTP/1 method starts with "PRI"): hyper's detection then
-/// reads on until it knows.
-async fn speaks_h2(stream: &TcpStream) -> bool {
+/// Whether the connection opens with HTTP/2's whole preface. A client whose
+/// first bytes are only part of it is waited for (up to `limit`) until it
+/// has sent all of it or something else: HTTP/1 is never handed to hyper's
+/// laxer parser on the strength of a `P`.
+async fn speaks_h2(stream: &TcpStream, limit: Duration) -> bool {
     let mut first = [0; H2_PREFACE.len()];
-    match stream.peek(&mut first).await {
-        Ok(n) if n > 0 => H2_PREFACE.starts_with(&first[..n]),
-        _ => false,
+    let until = Instant::now() + limit;
+    loop {
+        match stream.peek(&mut first).await {
+            Ok(n) if n == H2_PREFACE.len() => return first == H2_PREFACE,
+            Ok(n) if n > 0 && H2_PREFACE.starts_with(&first[..n]) => {}
+            _ => return false,
+        }
+        // A peek leaves the bytes, and the socket readable: wait by time.
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(PREFACE_POLL).await;
     }
-}
-
-/// What reading a request head came to.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per request and taken apart at once; boxing the head would allocate"
-)]
-enum Read {
-    Head(Head),
-    /// No byte of a request has arrived yet.
-    Nothing,
-    /// The client closed, broke the connection, or took longer than the
-    /// header-read timeout.
-    Closed,
-}
-
-/// The socket during one exchange.
-enum Held {
-    /// Whole, with what has been read past the request's head and body.
-    Whole(TcpStream, BytesMut),
-    /// Its read side is with a request body still being read.
-    Split(tokio::net::tcp::OwnedWriteHalf, Arc<Handoff>),
 }
 
 impl<H: Handler> Connection<H> {
@@ -108,7 +83,7 @@ impl<H: Handler> Connection<H> {
         if !wait_readable(&stream, stopped.as_mut(), idle.as_mut(), wait_limit).await {
             return;
         }
-        if speaks_h2(&stream).await {
+        if speaks_h2(&stream, self.options.header_read_timeout).await {
             return Box::pin(self.serve_held(TokioIo::new(stream))).await;
         }
         let mut buf = BytesMut::new();
@@ -116,7 +91,7 @@ impl<H: Handler> Connection<H> {
             // Boxed: what an exchange holds (the handler's future, the
             // answer) is allocated for the exchange only, never kept in
             // the task of an idle connection.
-            match Box::pin(self.exchange(stream, buf)).await {
+            match Box::pin(self.exchange(stream, buf, stopped.as_mut())).await {
                 Some((returned, rest)) => (stream, buf) = (returned, rest),
                 None => return,
             }
@@ -126,175 +101,6 @@ impl<H: Handler> Connection<H> {
                 if !wait_readable(&stream, stopped.as_mut(), idle.as_mut(), wait_limit).await {
                     return;
                 }
-            }
-        }
-    }
-
-    /// Reads, handles and answers one request. Returns the socket and what
-    /// was read past the request when the connection may serve another.
-    async fn exchange(
-        &self,
-        stream: TcpStream,
-        mut buf: BytesMut,
-    ) -> Option<(TcpStream, BytesMut)> {
-        let head = match self.read_head(&stream, &mut buf).await {
-            Ok(Read::Head(head)) => head,
-            Ok(Read::Nothing) => return Some((stream, buf)),
-            Ok(Read::Closed) => return None,
-            Err(error) => {
-                tracing::debug!(reason = error.reason(), "refused a request head");
-                let id = new_request_id();
-                let response = error.to_response(id.to_str().unwrap_or_default());
-                let exchange = Exchange {
-                    method: &Method::GET,
-                    version: Version::HTTP_11,
-                    keep_alive: false,
-                    write_timeout: self.options.idle_timeout,
-                };
-                let _ = response::write(&stream, response, exchange).await;
-                self.linger(&stream).await;
-                return None;
-            }
-        };
-        let Head {
-            parts,
-            framing,
-            keep_alive,
-            expects_continue,
-        } = head;
-        let method = parts.method.clone();
-        let version = parts.version;
-        let (body, held) = match framing {
-            Framing::Empty => (
-                IncomingBody::buffered(Default::default()),
-                Held::Whole(stream, buf),
-            ),
-            Framing::Length(length) if buf.len() as u64 >= length => {
-                let bytes = buf.split_to(length as usize).freeze();
-                (IncomingBody::buffered(bytes), Held::Whole(stream, buf))
-            }
-            Framing::Length(_) | Framing::Chunked => {
-                let remaining = match framing {
-                    Framing::Length(length) => Remaining::Length(length),
-                    _ => Remaining::Chunked(Chunked::new()),
-                };
-                let (read, write) = stream.into_split();
-                let handoff = Arc::new(Handoff::default());
-                let source = ClientSource::new((read, buf), handoff.clone(), expects_continue);
-                let body = IncomingBody::streaming(FramedBody::new(source, remaining));
-                (body, Held::Split(write, handoff))
-            }
-        };
-
-        let response = self
-            .handler
-            .handle(Request::from_parts(parts, body), self.peer)
-            .await;
-
-        // A body still unread keeps the socket's read side: the connection
-        // then ends with this answer.
-        let (whole, unread) = match held {
-            Held::Whole(stream, buf) => (Ok((stream, buf)), None),
-            Held::Split(write, handoff) => match handoff.answer() {
-                Some((read, buf)) => (
-                    Ok((read.reunite(write).expect("the halves of one stream"), buf)),
-                    None,
-                ),
-                None => (Err(write), Some(handoff)),
-            },
-        };
-        let keep_alive = keep_alive && whole.is_ok() && !self.stopped.is_cancelled();
-        let exchange = Exchange {
-            method: &method,
-            version,
-            keep_alive,
-            write_timeout: self.options.idle_timeout,
-        };
-        match whole {
-            Ok((stream, buf)) => match response::write(&stream, response, exchange).await {
-                Ok(true) => Some((stream, buf)),
-                Ok(false) => {
-                    shut_down(&stream);
-                    None
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "the answer could not be written whole");
-                    None
-                }
-            },
-            Err(write) => {
-                if let Err(error) = response::write(write.as_ref(), response, exchange).await {
-                    tracing::debug!(%error, "the answer could not be written whole");
-                    return None;
-                }
-                // Once the body is dropped nobody else reads the socket:
-                // what the client still sends of it is read and dropped.
-                if unread.is_some_and(|handoff| Arc::strong_count(&handoff) == 1) {
-                    self.linger(write.as_ref()).await;
-                } else {
-                    shut_down(write.as_ref());
-                }
-                None
-            }
-        }
-    }
-
-    /// Reads until `buf` holds a whole request head. The header-read
-    /// timer starts only if the head is not there at once.
-    async fn read_head(
-        &self,
-        stream: &TcpStream,
-        buf: &mut BytesMut,
-    ) -> Result<Read, GatewayError> {
-        let mut deadline = None;
-        loop {
-            if !buf.is_empty() {
-                if let Some(head) = request::parse(buf)? {
-                    return Ok(Read::Head(head));
-                }
-            }
-            buf.reserve(READ_CHUNK);
-            match stream.try_read_buf(buf) {
-                Ok(0) => return Ok(Read::Closed),
-                Ok(_) => {}
-                // The socket looked readable, but from an earlier read: the
-                // wait for a request is the idle wait, not this one.
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock && buf.is_empty() => {
-                    return Ok(Read::Nothing)
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    let deadline = *deadline
-                        .get_or_insert_with(|| Instant::now() + self.options.header_read_timeout);
-                    match tokio::time::timeout_at(deadline, stream.readable()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return Ok(Read::Closed),
-                    }
-                }
-                Err(_) => return Ok(Read::Closed),
-            }
-        }
-    }
-
-    /// Closes the connection after its answer while the client may still be
-    /// sending a body nobody reads: the write side is shut, and what comes
-    /// is read and dropped for a short while, so that the client sees the
-    /// answer and the end of the stream rather than a reset.
-    async fn linger(&self, stream: &TcpStream) {
-        shut_down(stream);
-        let until = Instant::now() + self.options.close_grace();
-        let mut scratch = [0u8; 16 * 1024];
-        let mut dropped = 0;
-        while dropped < MAX_LINGER_BYTES {
-            match stream.try_read(&mut scratch) {
-                Ok(0) => return,
-                Ok(n) => dropped += n,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    match tokio::time::timeout_at(until, stream.readable()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return,
-                    }
-                }
-                Err(_) => return,
             }
         }
     }

@@ -50,6 +50,11 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
         &mut raw,
     );
     let length = match parsed {
+        // httparse takes a bare LF for a line end; a proxy in front may not,
+        // and read the head differently.
+        Ok(httparse::Status::Complete(length)) if has_bare_lf(&buf[..length]) => {
+            return Err(malformed("the request head has a line not ended by CRLF"))
+        }
         Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD => length,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
         Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(GatewayError::HeadTooLarge),
@@ -95,6 +100,17 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
             Err(_) => return Err(malformed("the request's Content-Length is invalid")),
         }
     };
+    let mut headers = headers;
+    // Credentials never show in a `Debug` print of the request.
+    for name in [
+        header::AUTHORIZATION,
+        header::PROXY_AUTHORIZATION,
+        header::COOKIE,
+    ] {
+        if let header::Entry::Occupied(mut entry) = headers.entry(name) {
+            entry.iter_mut().for_each(|value| value.set_sensitive(true));
+        }
+    }
     let keep_alive = keeps_alive(version, &headers);
     let expects_continue = version == Version::HTTP_11
         && framing != Framing::Empty
@@ -113,6 +129,11 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
         keep_alive,
         expects_continue,
     }))
+}
+
+/// Whether any LF in `head` lacks the CR before it.
+fn has_bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|at| at == 0 || head[at - 1] != b'\r')
 }
 
 fn malformed(message: &'static str) -> GatewayError {
@@ -145,6 +166,9 @@ mod tests {
         let values: Vec<_> = head.parts.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         assert_eq!(head.framing, Framing::Length(2));
+        let with_token = parse_text("GET / HTTP/1.1\r\nAuthorization: secret-token\r\n\r\n");
+        let printed = format!("{:?}", with_token.unwrap().unwrap());
+        assert!(!printed.contains("secret-token"), "{printed}");
         assert!(head.keep_alive);
         assert!(!head.expects_continue);
         assert_eq!(&buf[..], b"okGET");
@@ -170,6 +194,10 @@ mod tests {
             "GET  / HTTP/1.1\r\n\r\n",
             "GET /a b HTTP/1.1\r\n\r\n",
             "G(T / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\nX: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\n\r\n",
+            "\nGET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\r\n\n",
             "CONNECT example.com:443 HTTP/1.1\r\n\r\n",
         ] {
             assert!(

@@ -16,7 +16,10 @@ use http::{header, response::Parts, HeaderName, Method, Response, StatusCode, Ve
 use hyper::body::Body as _;
 use tokio::net::TcpStream;
 
-use crate::body::Body;
+use crate::{
+    body::Body,
+    error::{new_request_id, GatewayError},
+};
 
 /// Body data up to this size is copied next to the head (or the previous
 /// piece) so that both leave in one system call.
@@ -46,6 +49,9 @@ pub(super) struct Exchange<'a> {
     pub keep_alive: bool,
     /// How long one write may wait for the client to make room.
     pub write_timeout: Duration,
+    /// Bytes that must go out before the answer (the rest of an interim
+    /// answer).
+    pub prefix: &'static [u8],
 }
 
 /// Writes `response` to `stream`. Returns whether the connection may carry
@@ -56,13 +62,17 @@ pub(super) async fn write(
     response: Response<Body>,
     exchange: Exchange<'_>,
 ) -> io::Result<bool> {
+    // The client would take an interim status for the start of an answer
+    // still to come, and pair the next answer with this request.
+    let response = if response.status().is_informational() {
+        tracing::warn!(status = %response.status(), "a handler answered with an interim status");
+        GatewayError::BadGateway.to_response(new_request_id().to_str().unwrap_or_default())
+    } else {
+        response
+    };
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
-    let framing = if exchange.method == Method::HEAD
-        || parts.status.is_informational()
-        || status == 204
-        || status == 304
-    {
+    let framing = if exchange.method == Method::HEAD || status == 204 || status == 304 {
         Framing::None
     } else if let Some(length) = body.size_hint().exact() {
         Framing::Length(length)
@@ -73,6 +83,7 @@ pub(super) async fn write(
     };
     let keep_alive = exchange.keep_alive && framing != Framing::UntilClose;
     let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(exchange.prefix);
     write_head(&mut out, &parts, framing, exchange.version, keep_alive);
     if framing == Framing::None {
         drop(body);
@@ -210,8 +221,7 @@ fn write_head(
         // handler's to state.
         let described = framing == Framing::None
             && name == header::CONTENT_LENGTH
-            && parts.status != StatusCode::NO_CONTENT
-            && !parts.status.is_informational();
+            && parts.status != StatusCode::NO_CONTENT;
         if is_framing(name) && !described {
             continue;
         }
