@@ -196,11 +196,11 @@ pub fn evaluate(
     };
 
     // canonicalize
-    let canonical = match probe
-        .target
-        .parse::<Uri>()
+    let uri = probe.target.parse::<Uri>();
+    let canonical = match uri
+        .as_ref()
         .map_err(|_| GatewayError::BadRequest("not a valid request target"))
-        .and_then(|uri| CanonicalRequest::parse(&method, &uri, &headers))
+        .and_then(|uri| CanonicalRequest::parse(&method, uri, &headers))
     {
         Ok(canonical) => canonical,
         Err(error) => {

@@ -7,20 +7,23 @@
 //! re-encoded once for forwarding, so the path that is matched is exactly the
 //! path that is forwarded.
 
+use std::borrow::Cow;
+
 use http::{header, HeaderMap, Method, Uri};
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::error::GatewayError;
+use crate::{error::GatewayError, policy::QueryPair};
 
-/// A request line in canonical form.
+/// A request line in canonical form. Segments and query pairs with nothing
+/// to decode borrow the request's own text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalRequest {
+pub struct CanonicalRequest<'a> {
     /// The method; only the ones Wix APIs use are accepted.
     pub method: Method,
     /// Decoded path segments, as the policy matches them.
-    pub segments: Vec<String>,
+    pub segments: Vec<Cow<'a, str>>,
     /// Decoded query pairs, in order, as the policy reads them.
-    pub query: Vec<(String, String)>,
+    pub query: Vec<QueryPair<'a>>,
 }
 
 /// Bytes kept literally in a forwarded path segment. Everything else,
@@ -47,10 +50,10 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-impl CanonicalRequest {
+impl<'a> CanonicalRequest<'a> {
     /// Canonicalizes a request line, checking the headers that could make it
     /// mean two things.
-    pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Self, GatewayError> {
+    pub fn parse(method: &Method, uri: &'a Uri, headers: &HeaderMap) -> Result<Self, GatewayError> {
         check_headers(headers)?;
         let method = match *method {
             Method::GET
@@ -86,7 +89,9 @@ impl CanonicalRequest {
 
     /// The path as forwarded: each decoded segment encoded one fixed way.
     pub fn path(&self) -> String {
-        let mut out = String::new();
+        // Room for the usual path, which encodes to itself: one allocation.
+        let plain: usize = self.segments.iter().map(|segment| segment.len() + 1).sum();
+        let mut out = String::with_capacity(plain.max(1));
         for segment in &self.segments {
             out.push('/');
             out.extend(utf8_percent_encode(segment, SEGMENT));
@@ -119,16 +124,16 @@ impl CanonicalRequest {
     }
 
     /// Every value of the query parameter `name`.
-    pub fn query_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn query_values<'q>(&'q self, name: &'q str) -> impl Iterator<Item = &'q str> + 'q {
         self.query
             .iter()
             .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| &**value)
     }
 
     /// The segments as string slices, as the router takes them.
     pub fn segment_refs(&self) -> Vec<&str> {
-        self.segments.iter().map(String::as_str).collect()
+        self.segments.iter().map(|segment| &**segment).collect()
     }
 }
 
@@ -167,14 +172,14 @@ fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn decode_segment(raw: &str) -> Result<String, GatewayError> {
+fn decode_segment(raw: &str) -> Result<Cow<'_, str>, GatewayError> {
     if raw.is_empty() {
         return Err(GatewayError::BadRequest("empty path segment"));
     }
     if raw.contains('\\') {
         return Err(GatewayError::BadRequest("backslash in path"));
     }
-    let decoded = strict_decode(raw.as_bytes(), false)?;
+    let decoded = strict_decode(raw, false)?;
     if decoded == "." || decoded == ".." {
         return Err(GatewayError::BadRequest("dot segment in path"));
     }
@@ -186,30 +191,28 @@ fn decode_segment(raw: &str) -> Result<String, GatewayError> {
     Ok(decoded)
 }
 
-fn parse_query(query: &str) -> Result<Vec<(String, String)>, GatewayError> {
+fn parse_query(query: &str) -> Result<Vec<QueryPair<'_>>, GatewayError> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((
-                strict_decode(key.as_bytes(), true)?,
-                strict_decode(value.as_bytes(), true)?,
-            ))
+            Ok((strict_decode(key, true)?, strict_decode(value, true)?))
         })
         .collect()
 }
 
-/// Percent-decodes `raw`, refusing malformed escapes, invalid UTF-8 and
+/// Percent-decodes `text`, refusing malformed escapes, invalid UTF-8 and
 /// control characters. In a query, `+` is a space (form encoding).
-fn strict_decode(raw: &[u8], plus_is_space: bool) -> Result<String, GatewayError> {
-    // Most segments and values hold nothing to decode: one scan, one copy.
+fn strict_decode(text: &str, plus_is_space: bool) -> Result<Cow<'_, str>, GatewayError> {
+    let raw = text.as_bytes();
+    // Most segments and values hold nothing to decode: one scan, no copy.
     if raw
         .iter()
         .all(|&b| b.is_ascii_graphic() && b != b'%' && !(plus_is_space && b == b'+'))
     {
         // Visible ASCII only: valid UTF-8 without a control character.
-        return Ok(String::from_utf8_lossy(raw).into_owned());
+        return Ok(Cow::Borrowed(text));
     }
     for (i, &byte) in raw.iter().enumerate() {
         if byte == b'%' {
@@ -230,36 +233,39 @@ fn strict_decode(raw: &[u8], plus_is_space: bool) -> Result<String, GatewayError
     } else {
         percent_decode(raw).collect::<Vec<u8>>()
     };
-    let text = String::from_utf8(decoded)
+    let decoded = String::from_utf8(decoded)
         .map_err(|_| GatewayError::BadRequest("invalid UTF-8 in the request line"))?;
-    if text.chars().any(char::is_control) {
+    if decoded.chars().any(char::is_control) {
         return Err(GatewayError::BadRequest(
             "control character in the request line",
         ));
     }
-    Ok(text)
+    Ok(Cow::Owned(decoded))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn canon(target: &str) -> Result<CanonicalRequest, GatewayError> {
-        CanonicalRequest::parse(&Method::GET, &target.parse().unwrap(), &HeaderMap::new())
+    fn canon(target: &str) -> Result<CanonicalRequest<'static>, GatewayError> {
+        // Leaked: a test's request line lives as long as the test.
+        let uri: &'static Uri = Box::leak(Box::new(target.parse().unwrap()));
+        CanonicalRequest::parse(&Method::GET, uri, &HeaderMap::new())
     }
 
     #[test]
     fn plain_text_decodes_to_itself_on_the_fast_path() {
-        let printable: Vec<u8> = (0x21..0x7f).filter(|&b| b != b'%').collect();
-        assert_eq!(
-            strict_decode(&printable, false).unwrap().as_bytes(),
-            &printable[..]
-        );
-        assert_eq!(strict_decode(b"a+b", true).unwrap(), "a b");
-        assert_eq!(strict_decode(b"a+b", false).unwrap(), "a+b");
-        assert_eq!(strict_decode("é".as_bytes(), false).unwrap(), "é");
-        assert!(strict_decode(b"a\x7fb", false).is_err());
-        assert!(strict_decode(b"a b\t", false).is_err());
+        let printable: String = (0x21u8..0x7f)
+            .filter(|&b| b != b'%')
+            .map(char::from)
+            .collect();
+        let decoded = strict_decode(&printable, false).unwrap();
+        assert!(matches!(decoded, Cow::Borrowed(text) if text == printable));
+        assert_eq!(strict_decode("a+b", true).unwrap(), "a b");
+        assert_eq!(strict_decode("a+b", false).unwrap(), "a+b");
+        assert_eq!(strict_decode("é", false).unwrap(), "é");
+        assert!(strict_decode("a\x7fb", false).is_err());
+        assert!(strict_decode("a b\t", false).is_err());
     }
 
     #[test]
@@ -304,7 +310,7 @@ mod tests {
                 ("fieldsets".into(), "FULL".into()),
                 ("x".into(), "a b".into()),
                 ("x".into(), "+".into()),
-                ("empty".into(), String::new()),
+                ("empty".into(), "".into()),
             ]
         );
         assert_eq!(

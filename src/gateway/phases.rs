@@ -236,7 +236,7 @@ impl Gateway {
     async fn authenticate<'h>(
         &self,
         headers: &'h HeaderMap,
-        canonical: &CanonicalRequest,
+        canonical: &CanonicalRequest<'_>,
         matches: &[RouteMatch<'_>],
     ) -> Result<(Caller, Option<AccessToken<'h>>), GatewayError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -326,7 +326,7 @@ impl Gateway {
 /// What the upstream request is built from.
 struct UpstreamTarget<'a> {
     parts: &'a Parts,
-    canonical: &'a CanonicalRequest,
+    canonical: &'a CanonicalRequest<'a>,
     caller: &'a Caller,
     request_id: &'a HeaderValue,
 }

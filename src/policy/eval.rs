@@ -7,7 +7,7 @@
 //! compiler removes, so tracing costs nothing when it is off.
 
 use crate::field_name;
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -16,12 +16,16 @@ use super::condition::{BodyStep, Condition, Seen, Selector, Test};
 use super::{Mode, RouteMatch, Rule};
 use crate::caller::Caller;
 
+/// One decoded query parameter, its name and its value: borrowed from the
+/// request line when there was nothing to decode.
+pub type QueryPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// The parts of a request conditions may read. Built by the gateway after
 /// canonicalization, so it holds exactly what will be forwarded.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     /// Decoded query pairs, in request order; a name may repeat.
-    pub query: &'a [(String, String)],
+    pub query: &'a [QueryPair<'a>],
     /// Request headers.
     pub headers: &'a HeaderMap,
     /// The JSON body, when a routed rule reads it and it parsed.

@@ -90,7 +90,7 @@ use http::Method;
 pub use self::condition::{Condition, Seen, Test};
 pub use self::diagnostics::{Diagnostic, Position, Severity};
 pub use self::eval::{
-    authorize, authorize_observed, Decision, DenyReason, NoTrace, Observer, RequestView,
+    authorize, authorize_observed, Decision, DenyReason, NoTrace, Observer, QueryPair, RequestView,
     RuleOutcome,
 };
 pub use self::lint::Lint;

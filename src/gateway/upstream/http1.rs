@@ -209,12 +209,8 @@ impl Http1 {
         // left in the middle of a request and serves no other.
         framing.reusable &= complete;
 
-        let mut response = Response::new(body::empty());
-        *response.status_mut() = head.status;
-        *response.version_mut() = Version::HTTP_11;
-        *response.headers_mut() = head.headers;
         let pool = &self.pool;
-        *response.body_mut() = match framing.body {
+        let body = match framing.body {
             BodyFraming::Empty => {
                 pool.finish(conn, framing.reusable);
                 body::empty()
@@ -236,6 +232,10 @@ impl Http1 {
             ),
             BodyFraming::UntilClose => streamed(conn, Remaining::UntilClose, false, pool),
         };
+        let mut response = Response::new(body);
+        *response.status_mut() = head.status;
+        *response.version_mut() = Version::HTTP_11;
+        *response.headers_mut() = head.headers;
         Ok(response)
     }
 }

@@ -276,7 +276,7 @@ fn timing_route_and_authorize_at_1000_rules() {
     }
     let set = super::set(&yaml);
     let me = member("m-1");
-    let query = vec![("fieldsets".to_owned(), "FULL".to_owned())];
+    let query = vec![("fieldsets".into(), "FULL".into())];
     let headers = http::HeaderMap::new();
     let body = json!({ "dataCollectionId": "Col400", "query": { "paging": { "limit": 50 } } });
     // In the third case the last of the ten rules on the route decides.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
-use super::{authorize, Decision, PolicySet, RequestView};
+use super::{authorize, Decision, PolicySet, QueryPair, RequestView};
 use crate::caller::{Caller, CallerType, IdentitySource};
 
 /// Compiles one in-memory file, panicking with the diagnostics on failure.
@@ -62,7 +62,7 @@ pub(super) fn caller(kind: CallerType, source: IdentitySource) -> Caller {
 pub(super) struct Req {
     pub method: Method,
     pub path: String,
-    pub query: Vec<(String, String)>,
+    pub query: Vec<QueryPair<'static>>,
     pub headers: HeaderMap,
     pub body: Option<Value>,
 }
@@ -90,7 +90,8 @@ impl Req {
     }
 
     pub fn query(mut self, name: &str, value: &str) -> Req {
-        self.query.push((name.to_owned(), value.to_owned()));
+        self.query
+            .push((name.to_owned().into(), value.to_owned().into()));
         self
     }
 

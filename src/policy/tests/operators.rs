@@ -10,7 +10,7 @@ use crate::caller::{Caller, CallerType, IdentitySource};
 pub(super) fn holds(when: &str, req: &Req, who: &Caller) -> bool {
     // Every parameter the request carries is allowed, so that only `when`
     // decides (what an elevated request may carry is tested on its own).
-    let names: Vec<&str> = req.query.iter().map(|(name, _)| name.as_str()).collect();
+    let names: Vec<&str> = req.query.iter().map(|(name, _)| &**name).collect();
     let allow_query = if names.is_empty() {
         String::new()
     } else {

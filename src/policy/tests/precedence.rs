@@ -199,10 +199,7 @@ rules:
       body.name: { equals: caller.subjectId }
 "#);
     let matches = set.route(&Method::POST, &["q"]);
-    let query = vec![
-        ("f".to_owned(), "A".to_owned()),
-        ("f".to_owned(), "B".to_owned()),
-    ];
+    let query = vec![("f".into(), "A".into()), ("f".into(), "B".into())];
     let headers = http::HeaderMap::new();
     let body = json!({ "limit": 5 });
     let view = RequestView {

@@ -273,8 +273,14 @@ fn append_date(out: &mut Vec<u8>) {
 /// Writes all of `slices`; a client that takes nothing for `timeout` is
 /// given up on.
 async fn send(stream: &TcpStream, slices: &[IoSlice<'_>], timeout: Duration) -> io::Result<()> {
-    let mut storage: Vec<IoSlice<'_>> = slices.iter().filter(|s| !s.is_empty()).copied().collect();
-    let mut slices = &mut storage[..];
+    // At most head, data and chunk end: kept on the stack.
+    let mut storage = [IoSlice::new(&[]); 3];
+    let mut count = 0;
+    for slice in slices.iter().filter(|slice| !slice.is_empty()) {
+        storage[count] = *slice;
+        count += 1;
+    }
+    let mut slices = &mut storage[..count];
     while !slices.is_empty() {
         match stream.try_write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
