@@ -66,23 +66,77 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// The request headers to send upstream: the allowlisted ones (built-in plus
-/// `extra`) that are not connection-scoped. Credentials, cookies, forwarding
-/// headers and everything else stay behind.
-pub fn upstream_request_headers(inbound: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
-    let listed = connection_listed(inbound);
-    let mut out = HeaderMap::new();
-    // One pass over the request's few headers rather than a lookup per
-    // allowlisted name; values of one name keep their order.
-    for (name, value) in inbound {
-        let allowed = FORWARDED_REQUEST_HEADERS.contains(name) || extra.contains(name);
-        if !allowed || listed.contains(name) || is_hop_by_hop(name) || name == header::AUTHORIZATION
-        {
-            continue;
+/// The name of the credential field, as a place to point at.
+static AUTHORIZATION: HeaderName = header::AUTHORIZATION;
+
+/// The name of the request id field, as a place to point at.
+static REQUEST_ID_NAME: HeaderName = REQUEST_ID;
+
+/// The header fields a request carries upstream: the client's allowlisted
+/// ones (built-in plus the configured extras) that are not
+/// connection-scoped, then the gateway's credential and request id.
+/// Credentials, cookies, forwarding headers and everything else stay
+/// behind. A view of the client's headers: a transport writes the fields
+/// as they are read, without building a map of its own.
+#[derive(Debug)]
+pub struct UpstreamHeaders<'a> {
+    inbound: &'a HeaderMap,
+    extra: &'a [HeaderName],
+    /// What the client's `Connection` header lists (none, usually: then
+    /// nothing is allocated).
+    listed: Vec<HeaderName>,
+    credential: &'a HeaderValue,
+    request_id: &'a HeaderValue,
+}
+
+impl<'a> UpstreamHeaders<'a> {
+    /// The fields a request with `inbound` headers carries upstream.
+    pub fn new(
+        inbound: &'a HeaderMap,
+        extra: &'a [HeaderName],
+        credential: &'a HeaderValue,
+        request_id: &'a HeaderValue,
+    ) -> Self {
+        Self {
+            inbound,
+            extra,
+            listed: connection_listed(inbound),
+            credential,
+            request_id,
         }
-        out.append(name.clone(), value.clone());
     }
-    out
+
+    /// Every field, in order; the values of one name keep theirs.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        // One pass over the request's few headers rather than a lookup per
+        // allowlisted name.
+        self.inbound
+            .iter()
+            .filter(|(name, _)| self.forwards(name))
+            .chain([
+                (&AUTHORIZATION, self.credential),
+                (&REQUEST_ID_NAME, self.request_id),
+            ])
+    }
+
+    /// The fields as a map, for a transport that takes one.
+    pub fn to_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.inbound.len() + 2);
+        for (name, value) in self.iter() {
+            map.append(name.clone(), value.clone());
+        }
+        map
+    }
+
+    fn forwards(&self, name: &HeaderName) -> bool {
+        let allowed = FORWARDED_REQUEST_HEADERS.contains(name) || self.extra.contains(name);
+        // The gateway's own credential and request id replace the client's.
+        allowed
+            && !self.listed.contains(name)
+            && !is_hop_by_hop(name)
+            && name != header::AUTHORIZATION
+            && name != REQUEST_ID
+    }
 }
 
 /// A request id: the client's own when it is short and plain (so it can be
@@ -128,9 +182,27 @@ mod tests {
             ("te", "trailers"),
             ("x-extra", "kept"),
         ]);
-        let out = upstream_request_headers(&inbound, &[HeaderName::from_static("x-extra")]);
-        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["accept", "x-wix-consistent", "x-extra"]);
+        let extra = [HeaderName::from_static("x-extra")];
+        let (credential, id) = (
+            HeaderValue::from_static("app"),
+            HeaderValue::from_static("id-1"),
+        );
+        let out = UpstreamHeaders::new(&inbound, &extra, &credential, &id);
+        let fields: Vec<(&str, &str)> = out
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("accept", "application/json"),
+                ("x-wix-consistent", "abc"),
+                ("x-extra", "kept"),
+                ("authorization", "app"),
+                ("x-request-id", "id-1"),
+            ]
+        );
+        assert_eq!(out.to_map().len(), fields.len());
     }
 
     #[test]
@@ -138,12 +210,19 @@ mod tests {
         let inbound = map(&[
             ("if-none-match", "\"a\""),
             ("cookie", "a=b"),
+            ("x-request-id", "the-client's"),
             ("if-none-match", "\"b\""),
         ]);
-        let out = upstream_request_headers(&inbound, &[]);
+        let (credential, id) = (
+            HeaderValue::from_static("app"),
+            HeaderValue::from_static("id-1"),
+        );
+        let out = UpstreamHeaders::new(&inbound, &[], &credential, &id).to_map();
         let values: Vec<_> = out.get_all("if-none-match").iter().collect();
         assert_eq!(values, ["\"a\"", "\"b\""]);
-        assert_eq!(out.len(), 2);
+        let ids: Vec<_> = out.get_all("x-request-id").iter().collect();
+        assert_eq!(ids, ["id-1"]);
+        assert_eq!(out.len(), 4);
     }
 
     #[test]

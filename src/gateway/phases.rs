@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::{
     canonical::CanonicalRequest,
     cors::Cors,
-    headers::{self, REQUEST_ID, WIX_REQUEST_ID},
+    headers::{self, UpstreamHeaders, REQUEST_ID, WIX_REQUEST_ID},
     inspect,
     log::{DecisionRecord, Pending},
     upstream::Outgoing,
@@ -301,18 +301,18 @@ impl Gateway {
             .logged_path()
             .map(|path| target.canonical.with_query(path, |key| key == "instance"))
             .ok_or(GatewayError::BadRequest("the request cannot be forwarded"))?;
-        let mut headers = headers::upstream_request_headers(
+        let headers = UpstreamHeaders::new(
             &target.parts.headers,
             &self.0.config.forward_headers,
+            credential,
+            target.request_id,
         );
-        headers.insert(header::AUTHORIZATION, credential.clone());
-        headers.insert(REQUEST_ID, target.request_id.clone());
 
         let sent = Instant::now();
         let response = self
             .0
             .upstream
-            .send(&target.canonical.method, &path, headers, body)
+            .send(&target.canonical.method, &path, &headers, body)
             .await?;
         record.upstream(
             response.status(),

@@ -30,12 +30,12 @@ pub(super) enum RequestFraming {
 /// Appends the request head to `out`. `path` is the canonical path and
 /// query, already encoded; the framing headers come from `framing` alone,
 /// never from `headers`.
-pub(super) fn write_request_head(
+pub(super) fn write_request_head<'h>(
     out: &mut Vec<u8>,
     method: &Method,
     path: &str,
     host: &HeaderValue,
-    headers: &HeaderMap,
+    headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
     framing: RequestFraming,
 ) {
     debug_assert!(path.starts_with('/') && !path.bytes().any(|b| b <= b' '));

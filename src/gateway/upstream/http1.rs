@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -106,11 +106,11 @@ impl Http1 {
 
     /// Sends one request and returns the response once its head has
     /// arrived; the body streams after.
-    pub async fn send(
+    pub async fn send<'h>(
         &self,
         method: &Method,
         path: &str,
-        headers: &HeaderMap,
+        headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
         body: Outgoing,
     ) -> io::Result<Response<Body>> {
         // Methods that carry a body announce even an empty one, as clients

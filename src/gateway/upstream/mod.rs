@@ -14,7 +14,7 @@ mod tests;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{uri::Scheme, HeaderMap, HeaderValue, Method, Request, Response};
+use http::{uri::Scheme, HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
@@ -22,6 +22,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
+use super::headers::UpstreamHeaders;
 use crate::{
     body::{Body, BoxError},
     config::Config,
@@ -91,13 +92,13 @@ impl Upstream {
         &self,
         method: &Method,
         path: &str,
-        headers: HeaderMap,
+        headers: &UpstreamHeaders<'_>,
         body: Outgoing,
     ) -> Result<Response<Body>, GatewayError> {
         let exchange = async {
             match &self.transport {
                 Transport::Cleartext(http1) => http1
-                    .send(method, path, &headers, body)
+                    .send(method, path, headers.iter(), body)
                     .await
                     .map_err(BoxError::from),
                 Transport::Tls { client, base_url } => {
@@ -110,7 +111,7 @@ impl Upstream {
                         .uri(format!("{base_url}{path}"))
                         .body(body)
                         .map_err(BoxError::from)?;
-                    *request.headers_mut() = headers;
+                    *request.headers_mut() = headers.to_map();
                     let response = client.request(request).await.map_err(BoxError::from)?;
                     Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
                 }
