@@ -5,7 +5,7 @@
 mod common;
 
 use std::{
-    io::Write,
+    io::{Read, Write},
     net::{SocketAddr, TcpStream},
     sync::{Arc, Mutex},
     time::Duration,
@@ -122,6 +122,12 @@ async fn refused_heads_get_a_wix_shaped_error_and_the_connection_ends() {
         (b"GET /echo HTTP/1.1\r\nX: a\nY: b\r\n\r\n".to_vec(), 400),
         (
             format!("GET /echo HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            431,
+        ),
+        // A line that never ends is refused once it is too long, not read
+        // for ever.
+        (
+            format!("GET /echo HTTP/1.1\r\nX: {}", "a".repeat(70_000)).into_bytes(),
             431,
         ),
     ];
@@ -270,6 +276,33 @@ async fn a_head_split_after_its_first_byte_is_read_as_strictly() {
     .unwrap();
     assert_eq!(answer.status, 400);
     assert!(was_closed);
+    assert!(wire.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_inside_the_http2_preface_is_closed() {
+    let wire = Wire::default();
+    let server = start(&wire).await;
+    let mut stream = connect(&server);
+    let started = std::time::Instant::now();
+    let ended = tokio::task::spawn_blocking(move || {
+        stream.write_all(b"PRI * HT").unwrap();
+        // Closed with the bytes unread: the end of the stream or a reset.
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => rest.is_empty(),
+            Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ended, "the connection was not closed");
+    // Well before the 10 s header-read timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(wire.seen().is_empty());
 }
 

@@ -21,7 +21,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Request headers forwarded to Wix by default: what a Wix API reads to
 /// understand a request, nothing that identifies the caller or the proxy.
-pub const FORWARDED_REQUEST_HEADERS: [HeaderName; 9] = [
+/// (`x-request-id` goes too, always the gateway's own: see [`request_id`].)
+pub const FORWARDED_REQUEST_HEADERS: [HeaderName; 8] = [
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::ACCEPT_LANGUAGE,
@@ -30,7 +31,6 @@ pub const FORWARDED_REQUEST_HEADERS: [HeaderName; 9] = [
     header::IF_NONE_MATCH,
     header::USER_AGENT,
     HeaderName::from_static("x-wix-consistent"),
-    HeaderName::from_static("x-request-id"),
 ];
 
 /// The request id header, set by the gateway on both sides.
@@ -67,7 +67,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The name of the credential field, as a place to point at.
-static AUTHORIZATION: HeaderName = header::AUTHORIZATION;
+static AUTHORIZATION_NAME: HeaderName = header::AUTHORIZATION;
 
 /// The name of the request id field, as a place to point at.
 static REQUEST_ID_NAME: HeaderName = REQUEST_ID;
@@ -78,7 +78,6 @@ static REQUEST_ID_NAME: HeaderName = REQUEST_ID;
 /// Credentials, cookies, forwarding headers and everything else stay
 /// behind. A view of the client's headers: a transport writes the fields
 /// as they are read, without building a map of its own.
-#[derive(Debug)]
 pub struct UpstreamHeaders<'a> {
     inbound: &'a HeaderMap,
     extra: &'a [HeaderName],
@@ -87,6 +86,14 @@ pub struct UpstreamHeaders<'a> {
     listed: Vec<HeaderName>,
     credential: &'a HeaderValue,
     request_id: &'a HeaderValue,
+}
+
+/// Names the view only: the fields hold the caller's and the app's
+/// credentials.
+impl std::fmt::Debug for UpstreamHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamHeaders").finish_non_exhaustive()
+    }
 }
 
 impl<'a> UpstreamHeaders<'a> {
@@ -114,7 +121,7 @@ impl<'a> UpstreamHeaders<'a> {
             .iter()
             .filter(|(name, _)| self.forwards(name))
             .chain([
-                (&AUTHORIZATION, self.credential),
+                (&AUTHORIZATION_NAME, self.credential),
                 (&REQUEST_ID_NAME, self.request_id),
             ])
     }

@@ -66,8 +66,8 @@ pub(crate) struct InvalidField;
 /// The header map of `head`, its values sharing the head's memory rather
 /// than being copied one by one.
 pub(crate) fn header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<HeaderMap, InvalidField> {
-    // Room for the few fields the gateway adds (its request id, CORS)
-    // without growing the map.
+    // Room for the few fields the gateway adds to an upstream answer (its
+    // request id, CORS) without growing the map.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
     for &(name, value) in spans {
         let name = HeaderName::from_bytes(&head[name.start..name.start + name.len])

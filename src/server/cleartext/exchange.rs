@@ -23,7 +23,7 @@ use crate::{
     http1::{
         body::{FramedBody, Remaining},
         chunked::Chunked,
-        READ_CHUNK,
+        MAX_HEAD, READ_CHUNK,
     },
 };
 
@@ -207,6 +207,12 @@ impl<H: Handler> Connection<H> {
                         return Ok(Read::Head(head));
                     }
                 }
+            }
+            // Bytes that end no line are never parsed: the limit on a head's
+            // size is checked here too, or a line without end would grow the
+            // buffer for ever.
+            if buf.len() > MAX_HEAD {
+                return Err(GatewayError::HeadTooLarge);
             }
             buf.reserve(READ_CHUNK);
             let before = buf.len();

@@ -40,28 +40,37 @@ use super::{Connection, Handler};
 /// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// How long to wait between looks at a first segment too short to tell
-/// HTTP/2 from HTTP/1.
+/// The first wait between looks at a first segment too short to tell
+/// HTTP/2 from HTTP/1; it doubles up to [`PREFACE_POLL_MAX`].
 const PREFACE_POLL: Duration = Duration::from_millis(5);
+const PREFACE_POLL_MAX: Duration = Duration::from_millis(100);
+
+/// How long a client may take to finish the HTTP/2 preface it started: a
+/// real one sends all 24 bytes at once.
+const PREFACE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Whether the connection opens with HTTP/2's whole preface. A client whose
-/// first bytes are only part of it is waited for (up to `limit`) until it
-/// has sent all of it or something else: HTTP/1 is never handed to hyper's
-/// laxer parser on the strength of a `P`.
-async fn speaks_h2(stream: &TcpStream, limit: Duration) -> bool {
+/// first bytes are only part of it is waited for (up to `limit`, and at
+/// most [`PREFACE_LIMIT`]) until it has sent all of it or something else:
+/// HTTP/1 is never handed to hyper's laxer parser on the strength of a `P`.
+/// A client that sends no more is closed.
+async fn speaks_h2(stream: &TcpStream, limit: Duration) -> Option<bool> {
     let mut first = [0; H2_PREFACE.len()];
-    let until = Instant::now() + limit;
+    let until = Instant::now() + limit.min(PREFACE_LIMIT);
+    let mut poll = PREFACE_POLL;
     loop {
         match stream.peek(&mut first).await {
-            Ok(n) if n == H2_PREFACE.len() => return first == H2_PREFACE,
+            Ok(n) if n == H2_PREFACE.len() => return Some(first == H2_PREFACE),
             Ok(n) if n > 0 && H2_PREFACE.starts_with(&first[..n]) => {}
-            _ => return false,
+            Ok(_) => return Some(false),
+            Err(_) => return None,
         }
         // A peek leaves the bytes, and the socket readable: wait by time.
         if Instant::now() >= until {
-            return false;
+            return None;
         }
-        tokio::time::sleep(PREFACE_POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(PREFACE_POLL_MAX);
     }
 }
 
@@ -83,8 +92,10 @@ impl<H: Handler> Connection<H> {
         if !wait_readable(&stream, stopped.as_mut(), idle.as_mut(), wait_limit).await {
             return;
         }
-        if speaks_h2(&stream, self.options.header_read_timeout).await {
-            return Box::pin(self.serve_held(TokioIo::new(stream))).await;
+        match speaks_h2(&stream, self.options.header_read_timeout).await {
+            Some(true) => return Box::pin(self.serve_held(TokioIo::new(stream))).await,
+            Some(false) => {}
+            None => return,
         }
         let mut buf = BytesMut::new();
         loop {

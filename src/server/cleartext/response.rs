@@ -87,7 +87,7 @@ pub(super) async fn write(
     write_head(&mut out, &parts, framing, exchange.version, keep_alive);
     if framing == Framing::None {
         drop(body);
-        send(stream, &[IoSlice::new(&out)], exchange.write_timeout).await?;
+        send(stream, &mut [IoSlice::new(&out)], exchange.write_timeout).await?;
         return Ok(keep_alive);
     }
 
@@ -99,7 +99,7 @@ pub(super) async fn write(
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 if !out.is_empty() {
-                    send(stream, &[IoSlice::new(&out)], exchange.write_timeout).await?;
+                    send(stream, &mut [IoSlice::new(&out)], exchange.write_timeout).await?;
                     out.clear();
                 }
                 std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
@@ -140,7 +140,7 @@ pub(super) async fn write(
         _ => {}
     }
     if !out.is_empty() {
-        send(stream, &[IoSlice::new(&out)], exchange.write_timeout).await?;
+        send(stream, &mut [IoSlice::new(&out)], exchange.write_timeout).await?;
     }
     Ok(keep_alive)
 }
@@ -170,8 +170,8 @@ async fn append_data(
         out.extend_from_slice(end);
         return Ok(());
     }
-    let slices = [IoSlice::new(out), IoSlice::new(&data), IoSlice::new(end)];
-    send(stream, &slices, write_timeout).await?;
+    let mut slices = [IoSlice::new(out), IoSlice::new(&data), IoSlice::new(end)];
+    send(stream, &mut slices, write_timeout).await?;
     out.clear();
     Ok(())
 }
@@ -272,15 +272,11 @@ fn append_date(out: &mut Vec<u8>) {
 
 /// Writes all of `slices`; a client that takes nothing for `timeout` is
 /// given up on.
-async fn send(stream: &TcpStream, slices: &[IoSlice<'_>], timeout: Duration) -> io::Result<()> {
-    // At most head, data and chunk end: kept on the stack.
-    let mut storage = [IoSlice::new(&[]); 3];
-    let mut count = 0;
-    for slice in slices.iter().filter(|slice| !slice.is_empty()) {
-        storage[count] = *slice;
-        count += 1;
-    }
-    let mut slices = &mut storage[..count];
+async fn send(stream: &TcpStream, slices: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
+    let mut slices = slices;
+    // Empty slices go first, so that a write of nothing means a closed
+    // socket, not an empty one.
+    IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match stream.try_write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
