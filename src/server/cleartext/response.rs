@@ -102,7 +102,7 @@ pub(super) async fn write(
                     send(stream, &mut [IoSlice::new(&out)], exchange.write_timeout).await?;
                     out.clear();
                 }
-                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             }
         };
         let data = match frame {
