@@ -21,7 +21,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Request headers forwarded to Wix by default: what a Wix API reads to
 /// understand a request, nothing that identifies the caller or the proxy.
-/// (`x-request-id` goes too, always the gateway's own: see [`request_id`].)
+/// (`x-request-id` goes too, always the gateway's own: see `request_id`.)
 pub const FORWARDED_REQUEST_HEADERS: [HeaderName; 8] = [
     header::ACCEPT,
     header::ACCEPT_ENCODING,

@@ -4,8 +4,8 @@
 //! open connections, an idle timeout, and a graceful drain.
 //!
 //! Cleartext HTTP/1 connections are served by the server's own HTTP/1
-//! implementation ([`cleartext`]); TLS and HTTP/2 connections by hyper, for
-//! their whole life ([`held`]).
+//! implementation (`cleartext`); TLS and HTTP/2 connections by hyper, for
+//! their whole life (`held`).
 
 mod activity;
 mod cleartext;

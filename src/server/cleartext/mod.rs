@@ -5,8 +5,9 @@
 //! The HTTP/1 side is the server's own because it is the hot path of every
 //! sidecar deployment: a request whose head arrives in one read is parsed,
 //! handled and answered without a timer, a channel or a second task, and
-//! the answer leaves in one write when it is small. An idle connection
-//! holds no buffer, only its socket and a small task, as in nginx.
+//! the answer leaves in one write when it is small. A connection quiet for
+//! longer than [`BUSY_GRACE`] holds no buffer, only its socket and a small
+//! task, as in nginx.
 //!
 //! What is parsed is strict (`request`): one way to delimit a body or
 //! none, and a request the server refuses is answered with a Wix-shaped
@@ -99,10 +100,10 @@ impl<H: Handler> Connection<H> {
         }
         let mut buf = BytesMut::new();
         loop {
-            // Boxed: what an exchange holds (the handler's future, the
-            // answer) is allocated for the exchange only, never kept in
-            // the task of an idle connection.
-            match Box::pin(self.exchange(stream, buf, stopped.as_mut())).await {
+            // Boxed: what serving holds (the handler's future, the answer,
+            // the read buffer) is allocated while requests keep coming,
+            // never kept in the task of an idle connection.
+            match Box::pin(self.busy(stream, buf, stopped.as_mut())).await {
                 Some((returned, rest)) => (stream, buf) = (returned, rest),
                 None => return,
             }
@@ -115,7 +116,34 @@ impl<H: Handler> Connection<H> {
             }
         }
     }
+
+    /// Serves requests for as long as the next one comes within
+    /// [`BUSY_GRACE`] of the last answer, with one allocation of the
+    /// exchange's state and one read buffer for all of them. Returns the
+    /// socket once it has been quiet that long (or the server stops).
+    async fn busy<S: Future>(
+        &self,
+        mut stream: TcpStream,
+        mut buf: BytesMut,
+        mut stopped: Pin<&mut S>,
+    ) -> Option<(TcpStream, BytesMut)> {
+        let grace = tokio::time::sleep(BUSY_GRACE);
+        tokio::pin!(grace);
+        loop {
+            (stream, buf) = self.exchange(stream, buf, stopped.as_mut()).await?;
+            if buf.is_empty()
+                && !wait_readable(&stream, stopped.as_mut(), grace.as_mut(), BUSY_GRACE).await
+            {
+                return Some((stream, buf));
+            }
+        }
+    }
 }
+
+/// How long a connection keeps what serving needs after its last answer.
+/// Short: a connection under load never waits this long, and every one
+/// that does holds its buffers meanwhile.
+const BUSY_GRACE: Duration = Duration::from_millis(50);
 
 /// Sends the end of the stream: the client reads to it, and its next
 /// request fails at once instead of waiting for an answer.
