@@ -20,6 +20,16 @@ pub fn lists(headers: &HeaderMap, name: impl AsHeaderName, token: &str) -> bool 
     items(headers, name).any(|item| item.eq_ignore_ascii_case(token))
 }
 
+/// A header map of `pairs`, in order, for tests.
+#[cfg(test)]
+pub(crate) fn map_of(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(*name, http::HeaderValue::from_static(value));
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;

@@ -284,19 +284,6 @@ async fn requests_beyond_the_in_flight_cap_are_refused_at_once() {
     assert_eq!(wix_error(second).await.0, 503);
 }
 
-/// A self-signed certificate for `localhost`, as PEM files in a fresh folder.
-fn certificate(
-    dir: &std::path::Path,
-    name: &str,
-) -> (String, std::path::PathBuf, std::path::PathBuf) {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    (generated.cert.pem(), cert, key)
-}
-
 fn tls_client(addr: std::net::SocketAddr, trusted_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(trusted_pem.as_bytes()).unwrap()])
@@ -309,7 +296,7 @@ fn tls_client(addr: std::net::SocketAddr, trusted_pem: &str) -> reqwest::Client 
 async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     let dir = std::env::temp_dir().join(format!("wix-elevator-tls-{:x}", common::rand_id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (first_pem, cert, key) = certificate(&dir, "first");
+    let (first_pem, cert, key) = common::certificate(&dir, "first");
     let live_cert = dir.join("live.crt");
     let live_key = dir.join("live.key");
     std::fs::copy(&cert, &live_cert).unwrap();
@@ -337,7 +324,7 @@ async fn tls_with_http2_and_certificate_reload_without_dropping_connections() {
     assert_eq!(response.status(), 200);
 
     // Swap the certificate files the way a secret mount does: by rename.
-    let (second_pem, cert, key) = certificate(&dir, "second");
+    let (second_pem, cert, key) = common::certificate(&dir, "second");
     std::fs::rename(&key, &live_key).unwrap();
     std::fs::rename(&cert, &live_cert).unwrap();
     let new_client = tls_client(addr, &second_pem);

@@ -8,10 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    loopback, wait_until, GatewayProcess, APP_ID, APP_SECRET, INSTANCE, OWN_PROFILE_POLICY,
-};
-use wix_elevator::sandbox::{MintRequest, Sandbox, SandboxConfig};
+use common::{loopback, wait_until, GatewayProcess, APP_ID, APP_SECRET, OWN_PROFILE_POLICY};
+use wix_elevator::sandbox::{Sandbox, SandboxConfig};
 use wix_elevator::secret::Secret;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,14 +27,7 @@ async fn sigterm_drains_every_accepted_request_then_exits_zero() {
     let proxy = gateway.proxy.clone();
     let admin = gateway.admin.clone().expect("the admin endpoints listen");
 
-    let member = sandbox
-        .mint_token(MintRequest {
-            subject_type: "MEMBER".into(),
-            subject_id: "member-1".into(),
-            instance_id: Some(INSTANCE.into()),
-            ..MintRequest::default()
-        })
-        .access_token;
+    let member = common::instance_token(&sandbox, "MEMBER", "member-1");
     let slow = format!("http://{proxy}/members/v1/members/member-1?_sandbox_delay_ms=3000");
     let requests: Vec<_> = (0..5)
         .map(|_| {

@@ -7,12 +7,10 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{
-    assert_elevated, loopback, GatewayProcess, APP_ID, APP_SECRET, INSTANCE, OWN_PROFILE_POLICY,
-};
+use common::{assert_elevated, loopback, GatewayProcess, APP_ID, APP_SECRET, OWN_PROFILE_POLICY};
 use tokio::{net::TcpStream, sync::mpsc};
 use wix_elevator::{
-    sandbox::{MintRequest, Sandbox, SandboxConfig},
+    sandbox::{Sandbox, SandboxConfig},
     secret::Secret,
     tls::TlsTerminator,
 };
@@ -28,11 +26,7 @@ async fn tls_front(
     std::path::PathBuf,
     mpsc::UnboundedReceiver<Option<Vec<u8>>>,
 ) {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = dir.join("upstream.crt");
-    let key = dir.join("upstream.key");
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let (_, cert, key) = common::certificate(dir, "upstream");
     let acceptor = TlsTerminator::load(&cert, &key).unwrap().acceptor();
     let listener = loopback().await;
     let port = listener.local_addr().unwrap().port();
@@ -78,10 +72,7 @@ async fn setup(trusted: bool) -> Setup {
     let trust = if trusted {
         cert
     } else {
-        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let other_path = dir.path().join("other.crt");
-        std::fs::write(&other_path, other.cert.pem()).unwrap();
-        other_path
+        common::certificate(dir.path(), "other").1
     };
     let config = format!(
         "listen: 127.0.0.1:0\nadmin:\n  listen: \"off\"\nwix:\n  base_url: https://localhost:{port}\n  oauth_base_url: {}\n  app_id: {APP_ID}\n  app_secret: ${{TEST_SECRET}}\npolicies: policies/\ndecision_log:\n  destination: off\n",
@@ -95,14 +86,7 @@ async fn setup(trusted: bool) -> Setup {
             ("SSL_CERT_FILE", &trust.display().to_string()),
         ],
     );
-    let member = sandbox
-        .mint_token(MintRequest {
-            subject_type: "MEMBER".into(),
-            subject_id: "member-1".into(),
-            instance_id: Some(INSTANCE.into()),
-            ..MintRequest::default()
-        })
-        .access_token;
+    let member = common::instance_token(&sandbox, "MEMBER", "member-1");
     Setup {
         sandbox,
         gateway,

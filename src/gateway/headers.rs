@@ -8,7 +8,7 @@ use crate::header_list;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
 /// plus the non-standard ones proxies commonly see).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -17,6 +17,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Request headers forwarded to Wix by default: what a Wix API reads to
@@ -47,7 +48,7 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name == header::UPGRADE
+    HOP_BY_HOP.contains(name)
 }
 
 /// Removes hop-by-hop headers and the names `Connection` lists, in place.
@@ -63,7 +64,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(header::UPGRADE);
 }
 
 /// The name of the credential field, as a place to point at.
@@ -168,13 +168,7 @@ pub fn request_id(inbound: &HeaderMap) -> HeaderValue {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(*name, HeaderValue::from_static(value));
-        }
-        headers
-    }
+    use crate::header_list::map_of as map;
 
     #[test]
     fn only_allowlisted_and_unlisted_headers_go_upstream() {
@@ -235,7 +229,7 @@ mod tests {
     #[test]
     fn every_hop_by_hop_name_alone_is_stripped() {
         // Each name on its own must trip the check that skips the removals.
-        for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
+        for name in &HOP_BY_HOP {
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("a/b"));
             headers.insert(name.clone(), HeaderValue::from_static("x"));

@@ -14,6 +14,24 @@ const MAX_LINE: usize = 4 * 1024;
 /// Most bytes of trailer fields after the last chunk.
 const MAX_TRAILERS: usize = 16 * 1024;
 
+/// Room for the longest chunk head: 16 hex digits and CRLF.
+pub(crate) const CHUNK_HEAD: usize = 18;
+
+/// The line that opens a chunk of `size` bytes (its size in lowercase hex,
+/// then CRLF), written into `buf`.
+pub(crate) fn chunk_head(mut size: usize, buf: &mut [u8; CHUNK_HEAD]) -> &[u8] {
+    buf[CHUNK_HEAD - 2..].copy_from_slice(b"\r\n");
+    let mut at = CHUNK_HEAD - 2;
+    loop {
+        at -= 1;
+        buf[at] = b"0123456789abcdef"[size & 0xf];
+        size >>= 4;
+        if size == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Where the decoder is in the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -163,6 +181,19 @@ mod tests {
                 Step::NeedMore => return Err(invalid("ended early")),
             }
         }
+    }
+
+    #[test]
+    fn chunk_heads_state_the_size_in_hex() {
+        let mut buf = [0; CHUNK_HEAD];
+        assert_eq!(chunk_head(0, &mut buf), b"0\r\n");
+        assert_eq!(chunk_head(255, &mut buf), b"ff\r\n");
+        assert_eq!(chunk_head(4096, &mut buf), b"1000\r\n");
+        assert_eq!(chunk_head(usize::MAX, &mut buf), b"ffffffffffffffff\r\n");
+        // What is encoded decodes to itself.
+        let mut encoded = chunk_head(11, &mut buf).to_vec();
+        encoded.extend_from_slice(b"hello world\r\n0\r\n\r\n");
+        assert_eq!(decode(&encoded, 3).unwrap(), b"hello world");
     }
 
     #[test]

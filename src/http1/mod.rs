@@ -130,13 +130,7 @@ pub(crate) fn invalid(message: &'static str) -> io::Error {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
+    use crate::header_list::map_of as headers;
 
     #[test]
     fn content_length_must_state_one_plain_number() {

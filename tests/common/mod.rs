@@ -7,7 +7,7 @@ pub mod wire;
 use std::{
     io::{Read, Write},
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -175,13 +175,7 @@ impl Harness {
 
     /// Mints a caller token for the test app's [`INSTANCE`].
     pub fn token(&self, subject_type: &str, subject_id: &str) -> String {
-        self.mint(MintRequest {
-            subject_type: subject_type.into(),
-            subject_id: subject_id.into(),
-            instance_id: Some(INSTANCE.into()),
-            site_id: Some("site-1".into()),
-            ..MintRequest::default()
-        })
+        instance_token(&self.sandbox, subject_type, subject_id)
     }
 
     /// Mints a token as `request` says.
@@ -238,6 +232,30 @@ pub fn assert_elevated(request: &wix_elevator::sandbox::RecordedRequest, caller_
             .any(|(_, value)| value.contains(caller_token)),
         "the caller's token reached Wix"
     );
+}
+
+/// A caller token `sandbox` mints for the test app's [`INSTANCE`].
+pub fn instance_token(sandbox: &Sandbox, subject_type: &str, subject_id: &str) -> String {
+    sandbox
+        .mint_token(MintRequest {
+            subject_type: subject_type.into(),
+            subject_id: subject_id.into(),
+            instance_id: Some(INSTANCE.into()),
+            site_id: Some("site-1".into()),
+            ..MintRequest::default()
+        })
+        .access_token
+}
+
+/// A self-signed certificate for `localhost`, written as `name.crt` and
+/// `name.key` into `dir`: its PEM text and the two paths.
+pub fn certificate(dir: &Path, name: &str) -> (String, PathBuf, PathBuf) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    (generated.cert.pem(), cert, key)
 }
 
 /// A random number for unique file names.

@@ -34,7 +34,7 @@ use crate::{
     body::{self, Body, BoxError},
     http1::{
         body::{FramedBody, Remaining, Source},
-        chunked::Chunked,
+        chunked::{chunk_head, Chunked, CHUNK_HEAD},
         invalid, READ_CHUNK,
     },
 };
@@ -423,8 +423,8 @@ async fn write_stream(
         length += data.len() as u64;
         match framing {
             RequestFraming::Chunked => {
-                let mut chunk = Vec::with_capacity(data.len() + 20);
-                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                let mut chunk = Vec::with_capacity(CHUNK_HEAD + data.len() + 2);
+                chunk.extend_from_slice(chunk_head(data.len(), &mut [0; CHUNK_HEAD]));
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
                 write_counted(writer, &chunk, sent).await?;

@@ -98,21 +98,16 @@ impl<H: Handler> Connection<H> {
             Some(false) => {}
             None => return,
         }
-        let mut buf = BytesMut::new();
         loop {
             // Boxed: what serving holds (the handler's future, the answer,
             // the read buffer) is allocated while requests keep coming,
             // never kept in the task of an idle connection.
-            match Box::pin(self.busy(stream, buf, stopped.as_mut())).await {
-                Some((returned, rest)) => (stream, buf) = (returned, rest),
+            stream = match Box::pin(self.busy(stream, stopped.as_mut())).await {
+                Some(quiet) => quiet,
                 None => return,
-            }
-            if buf.is_empty() {
-                // Idle until the next request: no buffer is kept.
-                buf = BytesMut::new();
-                if !wait_readable(&stream, stopped.as_mut(), idle.as_mut(), wait_limit).await {
-                    return;
-                }
+            };
+            if !wait_readable(&stream, stopped.as_mut(), idle.as_mut(), wait_limit).await {
+                return;
             }
         }
     }
@@ -120,21 +115,22 @@ impl<H: Handler> Connection<H> {
     /// Serves requests for as long as the next one comes within
     /// [`BUSY_GRACE`] of the last answer, with one allocation of the
     /// exchange's state and one read buffer for all of them. Returns the
-    /// socket once it has been quiet that long (or the server stops).
+    /// socket, with nothing read from it, once it has been quiet that long
+    /// (or the server stops).
     async fn busy<S: Future>(
         &self,
         mut stream: TcpStream,
-        mut buf: BytesMut,
         mut stopped: Pin<&mut S>,
-    ) -> Option<(TcpStream, BytesMut)> {
+    ) -> Option<TcpStream> {
         let grace = tokio::time::sleep(BUSY_GRACE);
         tokio::pin!(grace);
+        let mut buf = BytesMut::new();
         loop {
             (stream, buf) = self.exchange(stream, buf, stopped.as_mut()).await?;
             if buf.is_empty()
                 && !wait_readable(&stream, stopped.as_mut(), grace.as_mut(), BUSY_GRACE).await
             {
-                return Some((stream, buf));
+                return Some(stream);
             }
         }
     }

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use crate::{
     body::Body,
     error::{new_request_id, GatewayError},
+    http1::chunked::{chunk_head, CHUNK_HEAD},
 };
 
 /// Body data up to this size is copied next to the head (or the previous
@@ -155,10 +156,7 @@ async fn append_data(
     write_timeout: Duration,
 ) -> io::Result<()> {
     if framing == Framing::Chunked {
-        let mut size = [0u8; 16];
-        let digits = hex_digits(data.len(), &mut size);
-        out.extend_from_slice(digits);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(chunk_head(data.len(), &mut [0; CHUNK_HEAD]));
     }
     let end: &[u8] = if framing == Framing::Chunked {
         b"\r\n"
@@ -174,19 +172,6 @@ async fn append_data(
     send(stream, &mut slices, write_timeout).await?;
     out.clear();
     Ok(())
-}
-
-/// `n` in lowercase hex, written into `buf`.
-fn hex_digits(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b"0123456789abcdef"[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// Header fields the server writes itself from the framing it chose, or
@@ -292,18 +277,4 @@ async fn send(stream: &TcpStream, slices: &mut [IoSlice<'_>], timeout: Duration)
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_sizes() {
-        let mut buf = [0; 16];
-        assert_eq!(hex_digits(0, &mut buf), b"0");
-        assert_eq!(hex_digits(255, &mut buf), b"ff");
-        assert_eq!(hex_digits(4096, &mut buf), b"1000");
-        assert_eq!(hex_digits(usize::MAX, &mut buf), b"ffffffffffffffff");
-    }
 }
