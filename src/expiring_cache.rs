@@ -7,11 +7,7 @@
 //! the callers that waited on it, then removed: a failure is never cached,
 //! and a burst during an outage still makes one call.
 
-use std::{
-    future::Future,
-    hash::Hash,
-    time::{Duration, Instant},
-};
+use std::{future::Future, hash::Hash, time::Duration};
 
 use quick_cache::{sync::Cache, DefaultHashBuilder, Equivalent, Lifecycle, UnitWeighter};
 
@@ -44,7 +40,6 @@ impl<K, V, E> Lifecycle<K, Slot<V, E>> for CountEvictions {
 /// (hits, misses, evictions).
 pub struct ExpiringCache<K, V, E> {
     cache: Cache<K, Slot<V, E>, UnitWeighter, DefaultHashBuilder, CountEvictions>,
-    started: Instant,
     name: &'static str,
     events: CacheEvents,
 }
@@ -81,14 +76,15 @@ where
                 DefaultHashBuilder::default(),
                 CountEvictions(events.eviction.clone()),
             ),
-            started: Instant::now(),
             name,
             events,
         }
     }
 
+    /// Lifetimes are minutes long: the coarse clock is precise enough, and
+    /// it is read on every lookup.
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        crate::clock::monotonic_millis()
     }
 
     /// The fresh answer for `key`, if the cache holds one (counted as a hit).

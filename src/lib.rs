@@ -12,6 +12,7 @@ pub mod admin;
 pub mod authoring;
 pub mod body;
 pub mod caller;
+pub(crate) mod clock;
 pub mod config;
 pub mod credentials;
 pub mod decision_log;

@@ -125,7 +125,9 @@ impl Http1 {
                 None => RequestFraming::Chunked,
             },
         };
-        let mut head = Vec::with_capacity(512);
+        // Room for the request line, an app token and the forwarded fields
+        // without growing.
+        let mut head = Vec::with_capacity(2048);
         write_request_head(&mut head, method, path, &self.authority, headers, framing);
 
         let stream = match body {

@@ -7,13 +7,13 @@ use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, PoisonError, Weak},
     task::{Context, Poll, Waker},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use crate::http1::READ_CHUNK;
+use crate::{clock::monotonic_millis, http1::READ_CHUNK};
 
 /// One connection to the upstream and what has been read from it.
 #[derive(Debug)]
@@ -55,7 +55,8 @@ impl Conn {
 
 struct Idle {
     conn: Conn,
-    since: Instant,
+    /// When it came back, in [`monotonic_millis`].
+    since: u64,
 }
 
 /// The idle connections of one upstream.
@@ -97,7 +98,7 @@ impl Pool {
     pub fn checkout(&self) -> Option<Conn> {
         loop {
             let idle = self.lock().pop_back()?;
-            if idle.since.elapsed() < self.idle_timeout && idle.conn.looks_open() {
+            if self.fresh(idle.since, monotonic_millis()) && idle.conn.looks_open() {
                 return Some(idle.conn);
             }
         }
@@ -109,12 +110,12 @@ impl Pool {
         if !reusable || !conn.buf.is_empty() {
             return;
         }
-        let now = Instant::now();
+        let now = monotonic_millis();
         let mut idle = self.lock();
         // The oldest sit at the front; those past the idle timeout go.
         while idle
             .front()
-            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)
+            .is_some_and(|oldest| !self.fresh(oldest.since, now))
         {
             idle.pop_front();
         }
@@ -126,10 +127,15 @@ impl Pool {
     /// Closes the connections past the idle timeout or closed by the
     /// upstream, so that none lingers once traffic stops.
     fn sweep(&self) {
-        let now = Instant::now();
-        self.lock().retain(|idle| {
-            now.duration_since(idle.since) < self.idle_timeout && idle.conn.looks_open()
-        });
+        let now = monotonic_millis();
+        self.lock()
+            .retain(|idle| self.fresh(idle.since, now) && idle.conn.looks_open());
+    }
+
+    /// Whether a connection idle since `since` is still within the idle
+    /// timeout at `now` (both from [`monotonic_millis`]).
+    fn fresh(&self, since: u64, now: u64) -> bool {
+        u128::from(now.saturating_sub(since)) < self.idle_timeout.as_millis()
     }
 
     /// How many connections are idle.

@@ -37,6 +37,7 @@ use tokio::{
 };
 
 use super::{Connection, Handler};
+use crate::clock::monotonic_millis;
 
 /// What an HTTP/2 client sends first when it speaks HTTP/2 in cleartext.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -157,7 +158,9 @@ async fn wait_readable<S: Future>(
     mut idle: Pin<&mut Sleep>,
     limit: Duration,
 ) -> bool {
-    let due = Instant::now() + limit;
+    // Read on every wait, so from the coarse clock; the timer is set from
+    // the precise one only when it fired early.
+    let due = monotonic_millis().saturating_add(limit.as_millis() as u64);
     poll_fn(|cx| {
         if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
             return Poll::Ready(ready.is_ok());
@@ -166,10 +169,12 @@ async fn wait_readable<S: Future>(
             return Poll::Ready(false);
         }
         while idle.as_mut().poll(cx).is_ready() {
-            if Instant::now() >= due {
+            let now = monotonic_millis();
+            if now >= due {
                 return Poll::Ready(false);
             }
-            idle.as_mut().reset(due);
+            idle.as_mut()
+                .reset(Instant::now() + Duration::from_millis(due - now));
         }
         Poll::Pending
     })

@@ -1,0 +1,69 @@
+//! Clocks for deadlines counted in seconds or more (cache lifetimes, idle
+//! pooled connections, token expiry), read on every request.
+//!
+//! On Linux these are the kernel's coarse clocks: the time of its last
+//! tick (at most a few milliseconds old), read from the vDSO without
+//! touching the hardware counter, which in a virtual machine costs tens of
+//! nanoseconds a read. Latencies and timestamps in the decision log keep
+//! the precise clocks.
+
+/// Milliseconds on a monotonic clock with an arbitrary origin.
+pub(crate) fn monotonic_millis() -> u64 {
+    imp::monotonic_millis()
+}
+
+/// Whole seconds since the Unix epoch.
+pub(crate) fn unix_seconds() -> i64 {
+    imp::unix_seconds()
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use rustix::time::{clock_gettime, ClockId};
+
+    pub fn monotonic_millis() -> u64 {
+        let now = clock_gettime(ClockId::MonotonicCoarse);
+        now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
+    }
+
+    pub fn unix_seconds() -> i64 {
+        clock_gettime(ClockId::RealtimeCoarse).tv_sec
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::{
+        sync::OnceLock,
+        time::{Instant, SystemTime, UNIX_EPOCH},
+    };
+
+    pub fn monotonic_millis() -> u64 {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    pub fn unix_seconds() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn the_coarse_clocks_follow_the_precise_ones() {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!((unix_seconds() - wall.as_secs() as i64).abs() <= 1);
+        let before = monotonic_millis();
+        std::thread::sleep(Duration::from_millis(30));
+        let slept = monotonic_millis() - before;
+        // A tick is at most 10 ms (HZ = 100) on either side.
+        assert!((20..1000).contains(&slept), "{slept} ms");
+    }
+}
