@@ -105,13 +105,13 @@ fn target_rule(n: usize) -> usize {
 }
 
 fn caller() -> Caller {
-    Caller {
-        subject_type: CallerType::Member,
-        subject_id: "0f2c1d7e-8a4b-4c3d-9e5f-1a2b3c4d5e6f".into(),
-        instance_id: "instance-1".into(),
-        site_id: Some("site-1".into()),
-        source: IdentitySource::AccessToken,
-    }
+    Caller::new(
+        CallerType::Member,
+        "0f2c1d7e-8a4b-4c3d-9e5f-1a2b3c4d5e6f".into(),
+        "instance-1".into(),
+        Some("site-1".into()),
+        IdentitySource::AccessToken,
+    )
 }
 
 fn headers() -> HeaderMap {

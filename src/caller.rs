@@ -69,4 +69,28 @@ pub struct Caller {
     pub site_id: Option<Arc<str>>,
     /// How the identity was established.
     pub source: IdentitySource,
+    /// The subject id's [`fingerprint`](crate::secret::fingerprint), as the
+    /// decision log names the caller: computed once per identity, not per
+    /// request.
+    pub fingerprint: Arc<str>,
+}
+
+impl Caller {
+    /// A caller, with the fingerprint of `subject_id`.
+    pub fn new(
+        subject_type: CallerType,
+        subject_id: Arc<str>,
+        instance_id: Arc<str>,
+        site_id: Option<Arc<str>>,
+        source: IdentitySource,
+    ) -> Self {
+        Self {
+            fingerprint: crate::secret::fingerprint(subject_id.as_bytes()).into(),
+            subject_type,
+            subject_id,
+            instance_id,
+            site_id,
+            source,
+        }
+    }
 }

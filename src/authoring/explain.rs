@@ -88,16 +88,16 @@ pub fn parse_caller(text: &str, source: SourceArg) -> Result<Caller, String> {
     if id.is_empty() || instance.is_empty() {
         return Err("--caller: the id and the instance must not be empty".into());
     }
-    Ok(Caller {
+    Ok(Caller::new(
         subject_type,
-        subject_id: id.into(),
-        instance_id: instance.into(),
-        site_id: site.filter(|s| !s.is_empty()).map(Into::into),
-        source: match source {
+        id.into(),
+        instance.into(),
+        site.filter(|s| !s.is_empty()).map(Into::into),
+        match source {
             SourceArg::AccessToken => IdentitySource::AccessToken,
             SourceArg::SignedInstance => IdentitySource::SignedInstance,
         },
-    })
+    ))
 }
 
 /// The request `args` describe.

@@ -216,13 +216,13 @@ fn case(file: &Path, at: Position, doc: CaseDoc) -> Result<Case, String> {
                     )))
                 }
             };
-            ProbeCaller::Known(Caller {
+            ProbeCaller::Known(Caller::new(
                 subject_type,
-                subject_id: c.id.into(),
-                instance_id: c.instance.into(),
-                site_id: c.site.map(Into::into),
+                c.id.into(),
+                c.instance.into(),
+                c.site.map(Into::into),
                 source,
-            })
+            ))
         }
     };
     let e = doc.expect;

@@ -17,7 +17,6 @@ use crate::{
     error::GatewayError,
     metrics::{status_class, Metrics, RequestLabels},
     policy::{DenyReason, Mode, Rule},
-    secret::fingerprint,
 };
 
 /// What was decided about one request, filled in phase by phase.
@@ -27,7 +26,7 @@ pub(super) struct DecisionRecord {
     rule: Option<String>,
     mode: Option<Mode>,
     caller_type: Option<&'static str>,
-    caller: Option<String>,
+    caller: Option<Arc<str>>,
     instance: Option<Arc<str>>,
     reason: Option<String>,
     upstream_status: Option<u16>,
@@ -49,7 +48,7 @@ impl DecisionRecord {
 
     pub fn caller(&mut self, caller: &Caller) {
         self.caller_type = Some(caller.subject_type.as_str());
-        self.caller = Some(fingerprint(caller.subject_id.as_bytes()));
+        self.caller = Some(caller.fingerprint.clone());
         self.instance = Some(caller.instance_id.clone());
     }
 
@@ -336,7 +335,7 @@ impl<'a> JsonObject<'a> {
 /// with status 499. Either way the in-flight gauge comes back down.
 pub(super) struct Pending<'g> {
     record: DecisionRecord,
-    request_id: String,
+    request_id: &'g str,
     method: Method,
     peer: SocketAddr,
     started: Instant,
@@ -348,7 +347,7 @@ pub(super) struct Pending<'g> {
 impl<'g> Pending<'g> {
     /// Starts accounting for one request.
     pub fn new(
-        request_id: String,
+        request_id: &'g str,
         method: Method,
         peer: SocketAddr,
         log: &'g DecisionLog,
@@ -374,7 +373,7 @@ impl<'g> Pending<'g> {
 
     /// The request id.
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        self.request_id
     }
 
     /// Writes the record for an answer with `status`.
@@ -385,7 +384,7 @@ impl<'g> Pending<'g> {
     fn write(&mut self, status: StatusCode) {
         self.written = true;
         let done = Finished {
-            request_id: &self.request_id,
+            request_id: self.request_id,
             method: &self.method,
             peer: self.peer,
             status,

@@ -49,7 +49,8 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Response<Body> {
         let request_id = headers::request_id(request.headers());
-        let id_text = request_id.to_str().unwrap_or_default().to_owned();
+        // Plain ASCII by construction: borrowed, not copied, by the record.
+        let id_text = request_id.to_str().unwrap_or_default();
         let method = request.method().clone();
         let span = tracing::debug_span!("request", request_id = %id_text, %method);
         let state = &self.0;
@@ -77,13 +78,13 @@ impl Gateway {
 
         // response_filter
         headers::strip_hop_by_hop(response.headers_mut());
-        response.headers_mut().insert(REQUEST_ID, request_id);
         if let Ok(Some(origin)) = &origin {
             Cors::apply(response.headers_mut(), origin);
         }
 
         // logging
         pending.finish(response.status());
+        response.headers_mut().insert(REQUEST_ID, request_id);
         response
     }
 

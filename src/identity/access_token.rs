@@ -147,13 +147,13 @@ impl IdentityService {
             .subject_id
             .filter(|id| !id.is_empty())
             .ok_or("the access token has no subject")?;
-        Ok(Caller {
+        Ok(Caller::new(
             subject_type,
-            subject_id: subject_id.into(),
-            instance_id: self.ids.intern(&instance_id),
-            site_id: info.site_id.as_deref().map(|site| self.ids.intern(site)),
-            source: IdentitySource::AccessToken,
-        })
+            subject_id.into(),
+            self.ids.intern(&instance_id),
+            info.site_id.as_deref().map(|site| self.ids.intern(site)),
+            IdentitySource::AccessToken,
+        ))
     }
 }
 

@@ -51,13 +51,13 @@ pub fn caller_from_signed_instance(
             payload.aid.clone().ok_or_else(invalid)?,
         ),
     };
-    Ok(Caller {
+    Ok(Caller::new(
         subject_type,
-        subject_id: subject_id.into(),
-        instance_id: instance_id.into(),
-        site_id: payload.meta_site_id.as_deref().map(Into::into),
-        source: IdentitySource::SignedInstance,
-    })
+        subject_id.into(),
+        instance_id.into(),
+        payload.meta_site_id.as_deref().map(Into::into),
+        IdentitySource::SignedInstance,
+    ))
 }
 
 /// Unexpired: before its `expirationDate` if it has one, otherwise signed

@@ -40,13 +40,13 @@ pub(super) fn errors(sources: &[(&str, &str)]) -> Vec<String> {
 
 /// A member with an access token, on a site.
 pub(super) fn member(id: &str) -> Caller {
-    Caller {
-        subject_type: CallerType::Member,
-        subject_id: id.into(),
-        instance_id: "inst-1".into(),
-        site_id: Some("site-1".into()),
-        source: IdentitySource::AccessToken,
-    }
+    Caller::new(
+        CallerType::Member,
+        id.into(),
+        "inst-1".into(),
+        Some("site-1".into()),
+        IdentitySource::AccessToken,
+    )
 }
 
 /// A caller of the given type, otherwise like [`member`].
