@@ -1,11 +1,13 @@
 //! Clocks for deadlines counted in seconds or more (cache lifetimes, idle
-//! pooled connections, token expiry), read on every request.
+//! pooled connections, token expiry) and for log timestamps, read on every
+//! request.
 //!
 //! On Linux these are the kernel's coarse clocks: the time of its last
 //! tick (at most a few milliseconds old), read from the vDSO without
 //! touching the hardware counter, which in a virtual machine costs tens of
-//! nanoseconds a read. Latencies and timestamps in the decision log keep
-//! the precise clocks.
+//! nanoseconds a read. Latencies keep the precise clock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds on a monotonic clock with an arbitrary origin.
 pub(crate) fn monotonic_millis() -> u64 {
@@ -14,11 +16,19 @@ pub(crate) fn monotonic_millis() -> u64 {
 
 /// Whole seconds since the Unix epoch.
 pub(crate) fn unix_seconds() -> i64 {
-    imp::unix_seconds()
+    imp::wall().as_secs() as i64
+}
+
+/// The wall clock, as the decision log stamps its lines: like nginx's log
+/// time, the time of the last tick, not of the instant itself.
+pub(crate) fn wall() -> SystemTime {
+    UNIX_EPOCH + imp::wall()
 }
 
 #[cfg(target_os = "linux")]
 mod imp {
+    use std::time::Duration;
+
     use rustix::time::{clock_gettime, ClockId};
 
     pub fn monotonic_millis() -> u64 {
@@ -26,8 +36,10 @@ mod imp {
         now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
     }
 
-    pub fn unix_seconds() -> i64 {
-        clock_gettime(ClockId::RealtimeCoarse).tv_sec
+    /// Since the Unix epoch.
+    pub fn wall() -> Duration {
+        let now = clock_gettime(ClockId::RealtimeCoarse);
+        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
     }
 }
 
@@ -35,7 +47,7 @@ mod imp {
 mod imp {
     use std::{
         sync::OnceLock,
-        time::{Instant, SystemTime, UNIX_EPOCH},
+        time::{Duration, Instant, SystemTime, UNIX_EPOCH},
     };
 
     pub fn monotonic_millis() -> u64 {
@@ -43,10 +55,10 @@ mod imp {
         ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 
-    pub fn unix_seconds() -> i64 {
+    pub fn wall() -> Duration {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs() as i64)
+            .unwrap_or_default()
     }
 }
 
@@ -60,6 +72,8 @@ mod tests {
     fn the_coarse_clocks_follow_the_precise_ones() {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         assert!((unix_seconds() - wall.as_secs() as i64).abs() <= 1);
+        let coarse = super::wall().duration_since(UNIX_EPOCH).unwrap();
+        assert!(coarse.abs_diff(wall) < Duration::from_millis(50));
         let before = monotonic_millis();
         std::thread::sleep(Duration::from_millis(30));
         let slept = monotonic_millis() - before;

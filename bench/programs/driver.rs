@@ -344,6 +344,8 @@ fn main() {
         );
         println!("holding for {seconds} s; see {}", dir.display());
         std::thread::sleep(Duration::from_secs(seconds));
+        // The logs of a long hold run to GiBs: gone with the hold.
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
 

@@ -292,7 +292,7 @@ pub fn evaluate(
 fn captures(m: &crate::policy::RouteMatch<'_>) -> Vec<(String, String)> {
     m.captures
         .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
         .collect()
 }
 

@@ -131,8 +131,9 @@ impl<'a> CanonicalRequest<'a> {
             .map(|(_, value)| &**value)
     }
 
-    /// The segments as string slices, as the router takes them.
-    pub fn segment_refs(&self) -> Vec<&str> {
+    /// The segments as string slices, as the router takes them: inline up
+    /// to 16, without an allocation.
+    pub fn segment_refs(&self) -> smallvec::SmallVec<[&str; 16]> {
         self.segments.iter().map(|segment| &**segment).collect()
     }
 }

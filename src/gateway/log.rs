@@ -93,7 +93,7 @@ impl DecisionRecord {
         let status = done.status.as_u16();
         // Written straight from borrowed fields: no intermediate JSON tree.
         let line = Line {
-            ts: SystemTime::now(),
+            ts: crate::clock::wall(),
             request_id: done.request_id,
             peer: done.peer.ip(),
             method: done.method.as_str(),

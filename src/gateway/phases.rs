@@ -306,7 +306,7 @@ impl Gateway {
         let response = self
             .0
             .upstream
-            .send(&target.canonical.method, &path, &headers, body)
+            .send(&target.canonical.method, &path, &headers, body, sent)
             .await?;
         record.upstream(
             response.status(),

@@ -179,7 +179,7 @@ pub fn authorize_observed<'a, O: Observer>(
 
 /// What the conditions of one routed rule can see.
 struct Scope<'s> {
-    captures: &'s [(&'s str, String)],
+    captures: &'s [(&'s str, &'s str)],
     request: &'s RequestView<'s>,
     caller: &'s Caller,
 }

@@ -234,7 +234,7 @@ pub struct RouteMatch<'a> {
     /// The rule.
     pub rule: &'a Rule,
     /// The template's captures, in template order: (name, decoded segment).
-    pub captures: Vec<(&'a str, String)>,
+    pub captures: Vec<(&'a str, &'a str)>,
 }
 
 /// Whether a request whose routed rules are `matches` may be identified by
@@ -356,7 +356,7 @@ impl PolicySet {
     ///
     /// `segments` are the decoded path segments (`/a/b` is `["a", "b"]`). A
     /// method no rule can name, or an empty segment, matches nothing.
-    pub fn route<'a>(&'a self, method: &Method, segments: &[&str]) -> Vec<RouteMatch<'a>> {
+    pub fn route<'a>(&'a self, method: &Method, segments: &[&'a str]) -> Vec<RouteMatch<'a>> {
         let mut matches = Vec::new();
         self.index.lookup(method, segments, &mut |order| {
             let rule = &self.rules[order as usize];

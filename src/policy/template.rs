@@ -142,13 +142,14 @@ impl PathTemplate {
         rest.is_empty()
     }
 
-    /// The captured values for segments this template matched.
-    pub(crate) fn captures<'a>(&'a self, segments: &[&str]) -> Vec<(&'a str, String)> {
+    /// The captured values for segments this template matched, borrowed
+    /// from the request.
+    pub(crate) fn captures<'a>(&'a self, segments: &[&'a str]) -> Vec<(&'a str, &'a str)> {
         self.segments
             .iter()
             .zip(segments)
             .filter_map(|(segment, value)| match segment {
-                Segment::Capture(name) => Some((name.as_ref(), (*value).to_owned())),
+                Segment::Capture(name) => Some((name.as_ref(), *value)),
                 _ => None,
             })
             .collect()

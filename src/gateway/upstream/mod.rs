@@ -87,13 +87,15 @@ impl Upstream {
 
     /// Sends `method path` (the canonical path and query) with `headers`
     /// and `body`, and waits for the response head, up to the exchange
-    /// timeout; the body then streams.
+    /// timeout counted from `sent` (the caller's clock reading, so the
+    /// clock is read once); the body then streams.
     pub async fn send(
         &self,
         method: &Method,
         path: &str,
         headers: &UpstreamHeaders<'_>,
         body: Outgoing,
+        sent: std::time::Instant,
     ) -> Result<Response<Body>, GatewayError> {
         let exchange = async {
             match &self.transport {
@@ -117,7 +119,8 @@ impl Upstream {
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let deadline = tokio::time::Instant::from_std(sent) + self.timeout;
+        match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => Err(GatewayError::GatewayTimeout),
             Ok(Err(error)) => {
                 tracing::warn!(error = %error, "upstream exchange failed");

@@ -93,7 +93,7 @@ fn allow_carries_the_rule_mode_and_captures() {
     match crate::policy::authorize(&matches, &view, &member("m-1")) {
         Decision::Allow(m) => {
             assert_eq!(m.rule.mode(), Mode::Elevate);
-            assert_eq!(m.captures, vec![("id", "m-1".to_owned())]);
+            assert_eq!(m.captures.as_slice(), [("id", "m-1")]);
         }
         other => panic!("expected allow, got {other:?}"),
     }

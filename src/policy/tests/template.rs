@@ -91,8 +91,8 @@ rules:
     let matches = set.route(&Method::GET, &["sites", "s1", "items", "i9"]);
     assert_eq!(matches.len(), 1);
     assert_eq!(
-        matches[0].captures,
-        vec![("site", "s1".to_owned()), ("item", "i9".to_owned())]
+        matches[0].captures.as_slice(),
+        [("site", "s1"), ("item", "i9")]
     );
     assert!(set
         .route(&Method::POST, &["sites", "s1", "items", "i9"])
