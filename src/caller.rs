@@ -3,6 +3,8 @@
 
 use std::{fmt, sync::Arc};
 
+use crate::secret::Fingerprint;
+
 /// The kinds of caller a rule can admit. Wix's `APP` and `UNKNOWN` subjects
 /// are never admitted, so they have no variant here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,10 +71,11 @@ pub struct Caller {
     pub site_id: Option<Arc<str>>,
     /// How the identity was established.
     pub source: IdentitySource,
-    /// The subject id's [`fingerprint`](crate::secret::fingerprint), as the
-    /// decision log names the caller: computed once per identity, not per
-    /// request.
-    pub fingerprint: Arc<str>,
+    /// The subject id's fingerprint, as the decision log names the caller:
+    /// computed with the caller (for an access token, once per cached
+    /// identity), not per log line. Set by [`Caller::new`] from the subject
+    /// id it is given.
+    fingerprint: Fingerprint,
 }
 
 impl Caller {
@@ -85,12 +88,17 @@ impl Caller {
         source: IdentitySource,
     ) -> Self {
         Self {
-            fingerprint: crate::secret::fingerprint(subject_id.as_bytes()).into(),
+            fingerprint: Fingerprint::of(subject_id.as_bytes()),
             subject_type,
             subject_id,
             instance_id,
             site_id,
             source,
         }
+    }
+
+    /// The subject id's fingerprint, as logged.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
     }
 }

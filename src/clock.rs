@@ -1,11 +1,13 @@
-//! Clocks for deadlines counted in seconds or more (cache lifetimes, idle
-//! pooled connections, token expiry) and for log timestamps, read on every
+//! Clocks for deadlines that a few milliseconds do not change (cache
+//! lifetimes, idle pooled connections, the server's idle and grace waits,
+//! token expiry to the second) and for log timestamps, read on every
 //! request.
 //!
 //! On Linux these are the kernel's coarse clocks: the time of its last
-//! tick (at most a few milliseconds old), read from the vDSO without
-//! touching the hardware counter, which in a virtual machine costs tens of
-//! nanoseconds a read. Latencies keep the precise clock.
+//! tick (1–10 ms old, by the kernel's tick rate), read from the vDSO
+//! without touching the hardware counter, which in a virtual machine costs
+//! tens of nanoseconds a read. Latencies keep the precise clock. These are
+//! real time: they do not follow tokio's paused clock in tests.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,10 +38,13 @@ mod imp {
         now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
     }
 
-    /// Since the Unix epoch.
+    /// Since the Unix epoch (zero for a clock set before it).
     pub fn wall() -> Duration {
         let now = clock_gettime(ClockId::RealtimeCoarse);
-        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+        match u64::try_from(now.tv_sec) {
+            Ok(seconds) => Duration::new(seconds, now.tv_nsec as u32),
+            Err(_) => Duration::ZERO,
+        }
     }
 }
 

@@ -29,7 +29,32 @@ impl Secret {
 /// SHA-256 of `bytes`, first 8 bytes in hex: enough to correlate log lines,
 /// useless for recovering the input.
 pub fn fingerprint(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
+    Fingerprint::of(bytes).as_str().to_owned()
+}
+
+/// A [`fingerprint`] kept inline, for values that carry their own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 16]);
+
+impl Fingerprint {
+    /// The fingerprint of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut hex = [0; 16];
+        hex::encode_to_slice(&Sha256::digest(bytes)[..8], &mut hex)
+            .expect("8 bytes are 16 hex digits");
+        Self(hex)
+    }
+
+    /// The 16 hex digits.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -17,6 +17,7 @@ use crate::{
     error::GatewayError,
     metrics::{status_class, Metrics, RequestLabels},
     policy::{DenyReason, Mode, Rule},
+    secret::Fingerprint,
 };
 
 /// What was decided about one request, filled in phase by phase.
@@ -26,7 +27,7 @@ pub(super) struct DecisionRecord {
     rule: Option<String>,
     mode: Option<Mode>,
     caller_type: Option<&'static str>,
-    caller: Option<Arc<str>>,
+    caller: Option<Fingerprint>,
     instance: Option<Arc<str>>,
     reason: Option<String>,
     upstream_status: Option<u16>,
@@ -48,7 +49,7 @@ impl DecisionRecord {
 
     pub fn caller(&mut self, caller: &Caller) {
         self.caller_type = Some(caller.subject_type.as_str());
-        self.caller = Some(caller.fingerprint.clone());
+        self.caller = Some(caller.fingerprint());
         self.instance = Some(caller.instance_id.clone());
     }
 
@@ -103,7 +104,7 @@ impl DecisionRecord {
             rule: self.rule.as_deref(),
             mode: self.mode.map(Mode::as_str),
             caller_type: self.caller_type,
-            caller: self.caller.as_deref(),
+            caller: self.caller.as_ref().map(Fingerprint::as_str),
             instance: self.instance.as_deref(),
             status,
             upstream_status: self.upstream_status,
@@ -260,8 +261,8 @@ impl<'a> JsonObject<'a> {
         }
     }
 
-    /// A duration in milliseconds with three decimals (microseconds), or
-    /// `null`.
+    /// A duration in milliseconds with three decimals (whole microseconds,
+    /// truncated), or `null`.
     fn millis(&mut self, name: &str, value: Option<Duration>) {
         self.key(name);
         let Some(value) = value else {

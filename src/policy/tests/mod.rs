@@ -51,11 +51,13 @@ pub(super) fn member(id: &str) -> Caller {
 
 /// A caller of the given type, otherwise like [`member`].
 pub(super) fn caller(kind: CallerType, source: IdentitySource) -> Caller {
-    Caller {
-        subject_type: kind,
+    Caller::new(
+        kind,
+        "subject-1".into(),
+        "inst-1".into(),
+        Some("site-1".into()),
         source,
-        ..member("subject-1")
-    }
+    )
 }
 
 /// A request to evaluate: path, query pairs, headers, optional JSON body.
