@@ -158,24 +158,32 @@ impl Line<'_> {
     /// (bench/profile-notes.md), and almost every value here needs none.
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut object = JsonObject::new(out);
-        object.timestamp(key!("ts"), self.ts);
-        object.string(key!("request_id"), Some(self.request_id));
-        object.ip(key!("peer"), self.peer);
-        object.string(key!("method"), Some(self.method));
-        object.string(key!("path"), self.path);
-        object.string(key!("decision"), Some(self.decision));
-        object.string(key!("reason"), self.reason);
-        object.string(key!("rule"), self.rule);
-        object.string(key!("mode"), self.mode);
-        object.string(key!("caller_type"), self.caller_type);
-        object.string(key!("caller"), self.caller);
-        object.string(key!("instance"), self.instance);
-        object.integer(key!("status"), Some(self.status));
-        object.integer(key!("upstream_status"), self.upstream_status);
-        object.string(key!("wix_request_id"), self.wix_request_id);
-        object.boolean(key!("retried"), self.retried);
-        object.millis(key!("latency_ms"), Some(self.latency));
-        object.millis(key!("upstream_ms"), self.upstream_latency);
+        object.member(key!("ts")).timestamp(self.ts);
+        object
+            .member(key!("request_id"))
+            .string(Some(self.request_id));
+        object.member(key!("peer")).ip(self.peer);
+        object.member(key!("method")).string(Some(self.method));
+        object.member(key!("path")).string(self.path);
+        object.member(key!("decision")).string(Some(self.decision));
+        object.member(key!("reason")).string(self.reason);
+        object.member(key!("rule")).string(self.rule);
+        object.member(key!("mode")).string(self.mode);
+        object.member(key!("caller_type")).string(self.caller_type);
+        object.member(key!("caller")).string(self.caller);
+        object.member(key!("instance")).string(self.instance);
+        object.member(key!("status")).integer(Some(self.status));
+        object
+            .member(key!("upstream_status"))
+            .integer(self.upstream_status);
+        object
+            .member(key!("wix_request_id"))
+            .string(self.wix_request_id);
+        object.member(key!("retried")).boolean(self.retried);
+        object.member(key!("latency_ms")).millis(Some(self.latency));
+        object
+            .member(key!("upstream_ms"))
+            .millis(self.upstream_latency);
         object.end();
     }
 }
@@ -188,8 +196,8 @@ macro_rules! key {
 }
 use key;
 
-/// Writes a JSON object's members in order; each method takes the member's
-/// name as [`key!`] writes it.
+/// Writes a JSON object's members in order: [`JsonObject::member`], then
+/// one value.
 struct JsonObject<'a> {
     out: &'a mut Vec<u8>,
     opened: bool,
@@ -200,16 +208,33 @@ impl<'a> JsonObject<'a> {
         Self { out, opened: false }
     }
 
-    #[inline]
-    fn key(&mut self, name: &str) {
+    /// Starts a member named `name` (as [`key!`] writes it), for one of
+    /// the value writers below. Always inlined: the name's length is then a
+    /// constant, and copying it a few moves instead of a call to `memcpy`.
+    #[inline(always)]
+    fn member(&mut self, name: &str) -> &mut Self {
         self.out.push(if self.opened { b',' } else { b'{' });
         self.opened = true;
         self.out.extend_from_slice(name.as_bytes());
+        self
+    }
+
+    /// Appends `bytes`: a few bytes one at a time (most values here are
+    /// short, and a call to `memcpy` costs more than copying them), more
+    /// in one copy.
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.len() <= 8 {
+            for &b in bytes {
+                self.out.push(b);
+            }
+        } else {
+            self.out.extend_from_slice(bytes);
+        }
     }
 
     /// A string member, or `null`.
-    fn string(&mut self, name: &str, value: Option<&str>) {
-        self.key(name);
+    fn string(&mut self, value: Option<&str>) {
         let Some(value) = value else {
             self.out.extend_from_slice(b"null");
             return;
@@ -220,7 +245,7 @@ impl<'a> JsonObject<'a> {
         });
         if plain {
             self.out.push(b'"');
-            self.out.extend_from_slice(value.as_bytes());
+            self.put(value.as_bytes());
             self.out.push(b'"');
         } else {
             // Writing a string into a Vec cannot fail.
@@ -230,8 +255,7 @@ impl<'a> JsonObject<'a> {
 
     /// An IP address as a string: IPv4 digit by digit (the common case,
     /// without the formatting machinery), IPv6 as `Display` writes it.
-    fn ip(&mut self, name: &str, ip: IpAddr) {
-        self.key(name);
+    fn ip(&mut self, ip: IpAddr) {
         self.out.push(b'"');
         match ip {
             IpAddr::V4(v4) => {
@@ -240,7 +264,7 @@ impl<'a> JsonObject<'a> {
                     if i > 0 {
                         self.out.push(b'.');
                     }
-                    self.out.extend_from_slice(digits.format(octet).as_bytes());
+                    self.put(digits.format(octet).as_bytes());
                 }
             }
             IpAddr::V6(v6) => {
@@ -251,28 +275,23 @@ impl<'a> JsonObject<'a> {
     }
 
     /// An integer member, or `null`.
-    fn integer(&mut self, name: &str, value: Option<impl itoa::Integer>) {
-        self.key(name);
+    fn integer(&mut self, value: Option<impl itoa::Integer>) {
         match value {
-            Some(value) => self
-                .out
-                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+            Some(value) => self.put(itoa::Buffer::new().format(value).as_bytes()),
             None => self.out.extend_from_slice(b"null"),
         }
     }
 
     /// A duration in milliseconds with three decimals (whole microseconds,
     /// truncated), or `null`.
-    fn millis(&mut self, name: &str, value: Option<Duration>) {
-        self.key(name);
+    fn millis(&mut self, value: Option<Duration>) {
         let Some(value) = value else {
             self.out.extend_from_slice(b"null");
             return;
         };
         let micros = value.as_micros();
         let mut digits = itoa::Buffer::new();
-        self.out
-            .extend_from_slice(digits.format(micros / 1000).as_bytes());
+        self.put(digits.format(micros / 1000).as_bytes());
         let fraction = (micros % 1000) as u16;
         self.out.extend_from_slice(&[
             b'.',
@@ -282,15 +301,14 @@ impl<'a> JsonObject<'a> {
         ]);
     }
 
-    fn boolean(&mut self, name: &str, value: bool) {
-        self.key(name);
+    fn boolean(&mut self, value: bool) {
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
     /// An RFC 3339 UTC timestamp with milliseconds. The calendar part is
     /// formatted once per second per thread, not once per record.
-    fn timestamp(&mut self, name: &str, at: SystemTime) {
+    fn timestamp(&mut self, at: SystemTime) {
         thread_local! {
             /// The second last formatted, and its `YYYY-MM-DDTHH:MM:SS`.
             static SECOND: std::cell::RefCell<(u64, [u8; 19])> =
@@ -300,7 +318,6 @@ impl<'a> JsonObject<'a> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
         let second = since_epoch.as_secs();
-        self.key(name);
         self.out.push(b'"');
         SECOND.with_borrow_mut(|(cached, prefix)| {
             if *cached != second {
@@ -478,7 +495,7 @@ mod tests {
         ] {
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(offset);
             let mut out = Vec::new();
-            JsonObject::new(&mut out).timestamp(key!("ts"), at);
+            JsonObject::new(&mut out).member(key!("ts")).timestamp(at);
             let expected = format!("{{\"ts\":\"{}\"", humantime::format_rfc3339_millis(at));
             assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
@@ -488,13 +505,19 @@ mod tests {
     fn numbers_are_json_numbers() {
         let mut out = Vec::new();
         let mut object = JsonObject::new(&mut out);
-        object.integer(key!("a"), Some(65535u16));
-        object.millis(key!("b"), Some(Duration::from_nanos(1_234_567)));
-        object.millis(key!("c"), None);
-        object.millis(key!("d"), Some(Duration::from_secs(12)));
-        object.millis(key!("e"), Some(Duration::from_micros(7)));
-        object.ip(key!("f"), "10.0.255.1".parse().unwrap());
-        object.ip(key!("g"), "2001:db8::1".parse().unwrap());
+        object.member(key!("a")).integer(Some(65535u16));
+        object
+            .member(key!("b"))
+            .millis(Some(Duration::from_nanos(1_234_567)));
+        object.member(key!("c")).millis(None);
+        object
+            .member(key!("d"))
+            .millis(Some(Duration::from_secs(12)));
+        object
+            .member(key!("e"))
+            .millis(Some(Duration::from_micros(7)));
+        object.member(key!("f")).ip("10.0.255.1".parse().unwrap());
+        object.member(key!("g")).ip("2001:db8::1".parse().unwrap());
         object.end();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
