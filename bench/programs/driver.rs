@@ -134,6 +134,19 @@ fn parse_args() -> Args {
     args
 }
 
+/// Waits `duration`, or until SIGINT or SIGTERM: a hold ends through the
+/// normal return either way, so the processes it started are stopped
+/// rather than left on the proxy CPU.
+async fn hold(duration: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 /// One configuration under load.
 struct Setup {
     key: &'static str,
@@ -342,8 +355,11 @@ fn main() {
             get_script.display(),
             post_script.display()
         );
-        println!("holding for {seconds} s; see {}", dir.display());
-        std::thread::sleep(Duration::from_secs(seconds));
+        println!(
+            "holding for {seconds} s (or until interrupted); see {}",
+            dir.display()
+        );
+        runtime.block_on(hold(Duration::from_secs(seconds)));
         // The logs of a long hold run to GiBs: gone with the hold.
         let _ = std::fs::remove_dir_all(&dir);
         return;
