@@ -158,15 +158,8 @@ impl Demo {
         let server = Gateway::new(config, policies)?.start(listener);
 
         let mint = |subject_type: &str, subject_id: &str| {
-            sandbox
-                .mint_token(MintRequest {
-                    subject_type: subject_type.into(),
-                    subject_id: subject_id.into(),
-                    instance_id: Some(DEMO_INSTANCE.into()),
-                    site_id: Some("demo-site".into()),
-                    ..MintRequest::default()
-                })
-                .access_token
+            let request = MintRequest::caller(subject_type, subject_id, DEMO_INSTANCE, "demo-site");
+            sandbox.mint_token(request).access_token
         };
         let visitor = mint("VISITOR", "3a0e6c1d-visitor");
         let member = mint("MEMBER", DEMO_MEMBER);

@@ -301,12 +301,8 @@ async fn a_real_token_is_checked_with_token_info() {
     let mint = |subject_type: &str, ttl: Option<i64>| {
         sandbox
             .mint_token(MintRequest {
-                subject_type: subject_type.into(),
-                subject_id: ME.into(),
-                instance_id: Some("inst-7".into()),
-                site_id: Some("site-7".into()),
                 ttl_seconds: ttl,
-                ..MintRequest::default()
+                ..MintRequest::caller(subject_type, ME, "inst-7", "site-7")
             })
             .access_token
     };

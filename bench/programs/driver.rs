@@ -203,13 +203,12 @@ fn main() {
         )
     });
     let token = sandbox
-        .mint_token(MintRequest {
-            subject_type: "MEMBER".into(),
-            subject_id: MEMBER.into(),
-            instance_id: Some("instance-1".into()),
-            site_id: Some("site-1".into()),
-            ..MintRequest::default()
-        })
+        .mint_token(MintRequest::caller(
+            "MEMBER",
+            MEMBER,
+            "instance-1",
+            "site-1",
+        ))
         .access_token;
 
     // The upstream, on the load CPU.

@@ -155,13 +155,12 @@ fn gateway_config(repo: &Path, backends: &Backends) -> String {
 
 fn member(sandbox: &Sandbox, subject: &str, instance: &str) -> String {
     sandbox
-        .mint_token(MintRequest {
-            subject_type: "MEMBER".into(),
-            subject_id: subject.into(),
-            instance_id: Some(instance.into()),
-            site_id: Some(format!("site-of-{instance}")),
-            ..MintRequest::default()
-        })
+        .mint_token(MintRequest::caller(
+            "MEMBER",
+            subject,
+            instance,
+            &format!("site-of-{instance}"),
+        ))
         .access_token
 }
 

@@ -290,9 +290,12 @@ impl<'a> JsonObject<'a> {
             return;
         };
         let micros = value.as_micros();
-        let mut digits = itoa::Buffer::new();
-        self.put(digits.format(micros / 1000).as_bytes());
-        let fraction = (micros % 1000) as u16;
+        self.put(itoa::Buffer::new().format(micros / 1000).as_bytes());
+        self.thousandths((micros % 1000) as u16);
+    }
+
+    /// `.` and three digits: the fraction of a value counted in thousands.
+    fn thousandths(&mut self, fraction: u16) {
         self.out.extend_from_slice(&[
             b'.',
             b'0' + (fraction / 100) as u8,
@@ -328,15 +331,8 @@ impl<'a> JsonObject<'a> {
             }
             self.out.extend_from_slice(prefix);
         });
-        let millis = since_epoch.subsec_millis();
-        self.out.extend_from_slice(&[
-            b'.',
-            b'0' + (millis / 100) as u8,
-            b'0' + (millis / 10 % 10) as u8,
-            b'0' + (millis % 10) as u8,
-            b'Z',
-            b'"',
-        ]);
+        self.thousandths(since_epoch.subsec_millis() as u16);
+        self.out.extend_from_slice(b"Z\"");
     }
 
     fn end(self) {

@@ -43,6 +43,21 @@ pub struct MintRequest {
     pub ttl_seconds: Option<i64>,
 }
 
+impl MintRequest {
+    /// A caller token for `subject_id` of `subject_type`, bound to
+    /// `instance_id` on `site_id`, for the sandbox's app, with the default
+    /// lifetime: the token a site's frontend holds.
+    pub fn caller(subject_type: &str, subject_id: &str, instance_id: &str, site_id: &str) -> Self {
+        Self {
+            subject_type: subject_type.into(),
+            subject_id: subject_id.into(),
+            instance_id: Some(instance_id.into()),
+            site_id: Some(site_id.into()),
+            ..Self::default()
+        }
+    }
+}
+
 /// A freshly minted token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MintedToken {

@@ -237,13 +237,12 @@ pub fn assert_elevated(request: &wix_elevator::sandbox::RecordedRequest, caller_
 /// A caller token `sandbox` mints for the test app's [`INSTANCE`].
 pub fn instance_token(sandbox: &Sandbox, subject_type: &str, subject_id: &str) -> String {
     sandbox
-        .mint_token(MintRequest {
-            subject_type: subject_type.into(),
-            subject_id: subject_id.into(),
-            instance_id: Some(INSTANCE.into()),
-            site_id: Some("site-1".into()),
-            ..MintRequest::default()
-        })
+        .mint_token(MintRequest::caller(
+            subject_type,
+            subject_id,
+            INSTANCE,
+            "site-1",
+        ))
         .access_token
 }
 

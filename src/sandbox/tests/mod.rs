@@ -24,13 +24,7 @@ pub(super) async fn start() -> (Sandbox, Client) {
 }
 
 pub(super) fn member() -> MintRequest {
-    MintRequest {
-        subject_type: "MEMBER".into(),
-        subject_id: "member-1".into(),
-        instance_id: Some("inst-1".into()),
-        site_id: Some("site-1".into()),
-        ..Default::default()
-    }
+    MintRequest::caller("MEMBER", "member-1", "inst-1", "site-1")
 }
 
 pub(super) async fn post(client: &Client, url: String, body: Value) -> (StatusCode, Value) {
