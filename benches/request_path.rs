@@ -137,8 +137,10 @@ fn allowed_by(
     caller: &Caller,
     rule_id: &str,
 ) -> bool {
-    let matches = set.route(&canonical.method, &canonical.segment_refs());
+    let segments = canonical.segment_refs();
+    let matches = set.route(&canonical.method, &segments);
     let view = RequestView {
+        segments: &segments,
         query: &canonical.query,
         headers,
         body: None,

@@ -21,8 +21,9 @@ pub(crate) fn unix_seconds() -> i64 {
     imp::wall().as_secs() as i64
 }
 
-/// The wall clock, as the decision log stamps its lines: like nginx's log
-/// time, the time of the last tick, not of the instant itself.
+/// The wall clock, as the decision log stamps its lines and an answer's
+/// `Date` reads it: like nginx's, the time of the last tick, not of the
+/// instant itself.
 pub(crate) fn wall() -> SystemTime {
     UNIX_EPOCH + imp::wall()
 }

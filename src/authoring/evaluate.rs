@@ -215,13 +215,18 @@ pub fn evaluate(
     );
 
     // route
-    let matches = policies.route(&canonical.method, &canonical.segment_refs());
+    let segments = canonical.segment_refs();
+    let matches = policies.route(&canonical.method, &segments);
     let untouched = |m: &crate::policy::RouteMatch<'_>| RuleTrace {
         id: m.rule.id().to_owned(),
         file: m.rule.file().to_path_buf(),
         at: m.rule.position(),
         mode: m.rule.mode(),
-        captures: captures(m),
+        captures: m
+            .captures(&segments)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
         outcome: None,
         conditions: None,
     };
@@ -268,6 +273,7 @@ pub fn evaluate(
         None
     };
     let view = RequestView {
+        segments: &segments,
         query: &canonical.query,
         headers: &headers,
         body: json.as_ref(),
@@ -287,13 +293,6 @@ pub fn evaluate(
         Decision::Deny(reason) => denied(reason),
     };
     Ok(evaluation)
-}
-
-fn captures(m: &crate::policy::RouteMatch<'_>) -> Vec<(String, String)> {
-    m.captures
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect()
 }
 
 /// The credential phase, in words.

@@ -137,13 +137,17 @@ impl Gateway {
         } else {
             (RequestBody::Streaming(body), None)
         };
-        let view = RequestView {
-            query: &canonical.query,
-            headers: &parts.headers,
-            body: json.as_ref(),
+        let decision = {
+            let segments = canonical.segment_refs();
+            let view = RequestView {
+                segments: &segments,
+                query: &canonical.query,
+                headers: &parts.headers,
+                body: json.as_ref(),
+            };
+            tracing::debug_span!("authorize")
+                .in_scope(|| policy::authorize(&matches, &view, &caller))
         };
-        let decision = tracing::debug_span!("authorize")
-            .in_scope(|| policy::authorize(&matches, &view, &caller));
         let allowed = match decision {
             Decision::Allow(allowed) => allowed,
             Decision::Deny(reason) => {

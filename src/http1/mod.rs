@@ -46,8 +46,12 @@ impl Span {
 }
 
 /// Where each field of a parsed head sits in `buf`, so that the head can be
-/// split off the buffer once httparse has let go of it.
-pub(crate) fn field_spans(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+/// split off the buffer once httparse has let go of it. Inline for the
+/// usual head: it lives only until the header map is built.
+pub(crate) fn field_spans(
+    buf: &[u8],
+    headers: &[httparse::Header<'_>],
+) -> smallvec::SmallVec<[(Span, Span); 24]> {
     headers
         .iter()
         .map(|field| {

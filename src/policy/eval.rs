@@ -24,6 +24,8 @@ pub type QueryPair<'a> = (Cow<'a, str>, Cow<'a, str>);
 /// canonicalization, so it holds exactly what will be forwarded.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
+    /// Decoded path segments, the ones the request was routed on.
+    pub segments: &'a [&'a str],
     /// Decoded query pairs, in request order; a name may repeat.
     pub query: &'a [QueryPair<'a>],
     /// Request headers.
@@ -160,7 +162,7 @@ pub fn authorize_observed<'a, O: Observer>(
             continue;
         }
         let scope = Scope {
-            captures: &m.captures,
+            rule: m.rule,
             request,
             caller,
         };
@@ -179,7 +181,7 @@ pub fn authorize_observed<'a, O: Observer>(
 
 /// What the conditions of one routed rule can see.
 struct Scope<'s> {
-    captures: &'s [(&'s str, &'s str)],
+    rule: &'s Rule,
     request: &'s RequestView<'s>,
     caller: &'s Caller,
 }
@@ -221,7 +223,11 @@ impl Scope<'_> {
     fn test<O: Observer>(&self, test: &Test, observer: &mut O) -> bool {
         let held = match &test.selector {
             Selector::Path(i) => {
-                let seen = self.captures.get(*i).map(|(_, v)| Seen::Str(v));
+                let seen = self
+                    .rule
+                    .template
+                    .capture(*i, self.request.segments)
+                    .map(Seen::Str);
                 self.single(test, seen, observer)
             }
             Selector::Caller(field) => {

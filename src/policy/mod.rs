@@ -229,12 +229,18 @@ impl Rule {
 }
 
 /// A rule whose method and path matched a request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteMatch<'a> {
     /// The rule.
     pub rule: &'a Rule,
-    /// The template's captures, in template order: (name, decoded segment).
-    pub captures: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> RouteMatch<'a> {
+    /// The template's captures in `segments`, the ones this match was
+    /// routed on, in template order: (name, decoded segment).
+    pub fn captures<'s>(&self, segments: &[&'s str]) -> Vec<(&'a str, &'s str)> {
+        self.rule.template.captures(segments)
+    }
 }
 
 /// Whether a request whose routed rules are `matches` may be identified by
@@ -356,13 +362,11 @@ impl PolicySet {
     ///
     /// `segments` are the decoded path segments (`/a/b` is `["a", "b"]`). A
     /// method no rule can name, or an empty segment, matches nothing.
-    pub fn route<'a>(&'a self, method: &Method, segments: &[&'a str]) -> Vec<RouteMatch<'a>> {
+    pub fn route(&self, method: &Method, segments: &[&str]) -> Vec<RouteMatch<'_>> {
         let mut matches = Vec::new();
         self.index.lookup(method, segments, &mut |order| {
-            let rule = &self.rules[order as usize];
             matches.push(RouteMatch {
-                rule,
-                captures: rule.template.captures(segments),
+                rule: &self.rules[order as usize],
             });
         });
         matches.sort_unstable_by_key(|m| m.rule.order);

@@ -144,7 +144,7 @@ impl PathTemplate {
 
     /// The captured values for segments this template matched, borrowed
     /// from the request.
-    pub(crate) fn captures<'a>(&'a self, segments: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    pub(crate) fn captures<'s>(&self, segments: &[&'s str]) -> Vec<(&str, &'s str)> {
         self.segments
             .iter()
             .zip(segments)
@@ -153,6 +153,19 @@ impl PathTemplate {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The value of capture `index` (in template order) in segments this
+    /// template matched: each segment before a `**` takes exactly one.
+    pub(crate) fn capture<'s>(&self, index: usize, segments: &[&'s str]) -> Option<&'s str> {
+        let at = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, segment)| matches!(segment, Segment::Capture(_)))
+            .nth(index)?
+            .0;
+        segments.get(at).copied()
     }
 
     /// The segments, for comparing templates.
@@ -352,7 +365,7 @@ impl TrieNode {
             self.end.iter().copied().for_each(&mut *found);
             return;
         };
-        if segments.iter().all(|s| is_plain(s)) {
+        if !self.rest.is_empty() && segments.iter().all(|s| is_plain(s)) {
             self.rest.iter().copied().for_each(&mut *found);
         }
         if let Some(node) = self.literal(head) {

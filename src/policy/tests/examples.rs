@@ -295,6 +295,7 @@ fn timing_route_and_authorize_at_1000_rules() {
     ];
     for (method, segments, body, allowed) in &cases {
         let view = RequestView {
+            segments,
             query: &query,
             headers: &headers,
             body: *body,

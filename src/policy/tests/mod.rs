@@ -111,8 +111,10 @@ impl Req {
 
     /// Routes and authorizes; `Ok(rule id)` or `Err(deny code)`.
     pub fn decide(&self, set: &PolicySet, caller: &Caller) -> Result<String, String> {
-        let matches = set.route(&self.method, &self.segments());
+        let segments = self.segments();
+        let matches = set.route(&self.method, &segments);
         let view = RequestView {
+            segments: &segments,
             query: &self.query,
             headers: &self.headers,
             body: self.body.as_ref(),

@@ -83,9 +83,11 @@ fn first_admitting_rule_with_holding_conditions_decides() {
 #[test]
 fn allow_carries_the_rule_mode_and_captures() {
     let set = set(RULES);
-    let matches = set.route(&Method::GET, &["members", "m-1"]);
+    let segments = ["members", "m-1"];
+    let matches = set.route(&Method::GET, &segments);
     let headers = http::HeaderMap::new();
     let view = RequestView {
+        segments: &segments,
         query: &[],
         headers: &headers,
         body: None,
@@ -93,7 +95,7 @@ fn allow_carries_the_rule_mode_and_captures() {
     match crate::policy::authorize(&matches, &view, &member("m-1")) {
         Decision::Allow(m) => {
             assert_eq!(m.rule.mode(), Mode::Elevate);
-            assert_eq!(m.captures.as_slice(), [("id", "m-1")]);
+            assert_eq!(m.captures(&segments), [("id", "m-1")]);
         }
         other => panic!("expected allow, got {other:?}"),
     }
@@ -203,6 +205,7 @@ rules:
     let headers = http::HeaderMap::new();
     let body = json!({ "limit": 5 });
     let view = RequestView {
+        segments: &["q"],
         query: &query,
         headers: &headers,
         body: Some(&body),

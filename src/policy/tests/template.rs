@@ -88,12 +88,19 @@ rules:
     callers: [VISITOR]
     mode: elevate
 "#);
-    let matches = set.route(&Method::GET, &["sites", "s1", "items", "i9"]);
+    let segments = ["sites", "s1", "items", "i9"];
+    let matches = set.route(&Method::GET, &segments);
     assert_eq!(matches.len(), 1);
     assert_eq!(
-        matches[0].captures.as_slice(),
+        matches[0].captures(&segments),
         [("site", "s1"), ("item", "i9")]
     );
+    // What a `path.<name>` condition reads: one capture, by its place.
+    let template = PathTemplate::parse("/sites/{site}/*/{item}/**").expect("valid template");
+    let long = ["sites", "s1", "items", "i9", "a", "b"];
+    assert_eq!(template.capture(0, &long), Some("s1"));
+    assert_eq!(template.capture(1, &long), Some("i9"));
+    assert_eq!(template.capture(2, &long), None);
     assert!(set
         .route(&Method::POST, &["sites", "s1", "items", "i9"])
         .is_empty());

@@ -26,6 +26,10 @@ use crate::{
 /// piece) so that both leave in one system call.
 const COALESCE: usize = 16 * 1024;
 
+/// What the server adds to a head beyond the handler's fields: status
+/// line, date, framing, connection, with room to spare.
+const HEAD_EXTRA: usize = 160;
+
 /// How the body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Framing {
@@ -83,7 +87,18 @@ pub(super) async fn write(
         Framing::UntilClose
     };
     let keep_alive = exchange.keep_alive && framing != Framing::UntilClose;
-    let mut out = Vec::with_capacity(256);
+    // Room for the head and a body small enough to join it, so that the
+    // buffer is allocated once and never grows.
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let joined = match framing {
+        Framing::Length(length) if length <= COALESCE as u64 => length as usize,
+        _ => 0,
+    };
+    let mut out = Vec::with_capacity(exchange.prefix.len() + HEAD_EXTRA + fields + joined);
     out.extend_from_slice(exchange.prefix);
     write_head(&mut out, &parts, framing, exchange.version, keep_alive);
     if framing == Framing::None {
@@ -242,7 +257,7 @@ fn append_date(out: &mut Vec<u8>) {
     thread_local! {
         static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     }
-    let now = SystemTime::now();
+    let now = crate::clock::wall();
     let second = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
