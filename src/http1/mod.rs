@@ -68,11 +68,13 @@ pub(crate) fn field_spans(
 pub(crate) struct InvalidField;
 
 /// The header map of `head`, its values sharing the head's memory rather
-/// than being copied one by one.
-pub(crate) fn header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<HeaderMap, InvalidField> {
-    // Room for the few fields the gateway adds to an upstream answer (its
-    // request id, CORS) without growing the map.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
+/// than being copied one by one, with room for `extra` fields more.
+pub(crate) fn header_map(
+    head: &Bytes,
+    spans: &[(Span, Span)],
+    extra: usize,
+) -> Result<HeaderMap, InvalidField> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + extra);
     for &(name, value) in spans {
         let name = HeaderName::from_bytes(&head[name.start..name.start + name.len])
             .map_err(|_| InvalidField)?;

@@ -113,7 +113,9 @@ pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<Respo
     };
     let spans = field_spans(buf, response.headers);
     let head = buf.split_to(length).freeze();
-    let headers = header_map(&head, &spans)
+    // Room for what the gateway adds to an answer (its request id, CORS)
+    // without growing the map.
+    let headers = header_map(&head, &spans, 4)
         .map_err(|_| invalid("the upstream response has an invalid header field"))?;
     Ok(Some(ResponseHead {
         status,

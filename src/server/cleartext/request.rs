@@ -81,7 +81,7 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
     let uri = Uri::from_maybe_shared(target.slice(&head))
         .map_err(|_| malformed("the request target is invalid"))?;
     let headers =
-        header_map(&head, &spans).map_err(|_| malformed("a request header field is invalid"))?;
+        header_map(&head, &spans, 0).map_err(|_| malformed("a request header field is invalid"))?;
 
     let framing = if headers.contains_key(header::TRANSFER_ENCODING) {
         // A length next to a coding is how requests are smuggled past a
