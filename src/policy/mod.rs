@@ -228,6 +228,10 @@ impl Rule {
     }
 }
 
+/// The rules a request routed to, in precedence order: inline for the
+/// usual few, without an allocation.
+pub type RouteMatches<'a> = smallvec::SmallVec<[RouteMatch<'a>; 4]>;
+
 /// A rule whose method and path matched a request.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteMatch<'a> {
@@ -362,8 +366,8 @@ impl PolicySet {
     ///
     /// `segments` are the decoded path segments (`/a/b` is `["a", "b"]`). A
     /// method no rule can name, or an empty segment, matches nothing.
-    pub fn route(&self, method: &Method, segments: &[&str]) -> Vec<RouteMatch<'_>> {
-        let mut matches = Vec::new();
+    pub fn route(&self, method: &Method, segments: &[&str]) -> RouteMatches<'_> {
+        let mut matches = RouteMatches::new();
         self.index.lookup(method, segments, &mut |order| {
             matches.push(RouteMatch {
                 rule: &self.rules[order as usize],
