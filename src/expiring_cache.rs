@@ -252,6 +252,22 @@ mod tests {
         assert_eq!(cache.get("k"), None);
     }
 
+    #[tokio::test]
+    async fn every_answer_pushed_out_by_a_full_cache_is_counted() {
+        let cache = cache();
+        for key in 0..50 {
+            let value = cache
+                .get_or_fill(&key.to_string(), || async move {
+                    Ok::<_, &'static str>((key, Duration::from_secs(60)))
+                })
+                .await;
+            assert_eq!(value, Ok(key));
+        }
+        let kept = cache.len() as u64;
+        assert!(kept <= 10, "bounded: {kept}");
+        assert_eq!(cache.events.eviction.get(), 50 - kept);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failure_reaches_every_waiter_and_is_never_kept() {
         let cache = cache();
