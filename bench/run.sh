@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark, in one command, on a Debian machine with a Rust toolchain:
 #
-#   bench/run.sh            # the measured run (about 10 minutes), writes bench/RESULTS.md
+#   bench/run.sh            # the measured run (about 16 minutes), writes bench/RESULTS.md
 #   bench/run.sh --quick    # a smoke run (about 2 minutes), same report, not a measurement
 #
 # It installs what is missing (nginx and wrk from Debian, oha from crates.io

@@ -90,7 +90,7 @@ fn parse_args() -> Args {
         criterion_dir: None,
         scale_json: None,
         quick: false,
-        rounds: 3,
+        rounds: 5,
         seconds: 5,
         connections: vec![16, 64, 256],
         latency_seconds: 10,
