@@ -21,18 +21,14 @@ impl Secret {
     }
 
     /// A short, non-reversible fingerprint that is safe to log.
-    pub fn fingerprint(&self) -> String {
-        fingerprint(self.0.as_bytes())
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.0.as_bytes())
     }
 }
 
-/// SHA-256 of `bytes`, first 8 bytes in hex: enough to correlate log lines,
-/// useless for recovering the input.
-pub fn fingerprint(bytes: &[u8]) -> String {
-    Fingerprint::of(bytes).as_str().to_owned()
-}
-
-/// A [`fingerprint`] kept inline, for values that carry their own.
+/// SHA-256 of a value, first 8 bytes in hex: enough to correlate log lines,
+/// useless for recovering the value. Kept inline (16 bytes); `Display`
+/// and `Debug` print the hex digits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint([u8; 16]);
 
@@ -48,6 +44,12 @@ impl Fingerprint {
     /// The 16 hex digits.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -79,6 +81,10 @@ mod tests {
         assert_eq!(format!("{s:?}"), "MASKED");
         assert_eq!(format!("{s}"), "MASKED");
         assert!(!format!("{:?}", Some(&s)).contains("very-secret"));
-        assert_eq!(s.fingerprint().len(), 16);
+        let fingerprint = s.fingerprint();
+        assert_eq!(fingerprint.as_str().len(), 16);
+        assert!(fingerprint.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(fingerprint.to_string(), fingerprint.as_str());
+        assert!(!fingerprint.to_string().contains("very-secret"));
     }
 }

@@ -141,7 +141,8 @@ impl<'a> CanonicalRequest<'a> {
 fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
     // One pass over the request's few fields, not a hashed lookup for each
     // name checked.
-    let (mut hosts, mut authorizations, mut framing_fields) = (0usize, 0usize, [0usize; 2]);
+    let (mut hosts, mut authorizations) = (0usize, 0usize);
+    let (mut content_types, mut content_lengths) = (0usize, 0usize);
     let (mut upgrade, mut codings, mut chunked) = (false, 0usize, true);
     for (name, value) in headers {
         if name == header::HOST {
@@ -149,9 +150,9 @@ fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
         } else if name == header::AUTHORIZATION {
             authorizations += 1;
         } else if name == header::CONTENT_TYPE {
-            framing_fields[0] += 1;
+            content_types += 1;
         } else if name == header::CONTENT_LENGTH {
-            framing_fields[1] += 1;
+            content_lengths += 1;
         } else if name == header::UPGRADE {
             upgrade = true;
         } else if name == header::TRANSFER_ENCODING {
@@ -169,7 +170,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), GatewayError> {
             "more than one Authorization header",
         ));
     }
-    if framing_fields.iter().any(|&count| count > 1) {
+    if content_types > 1 || content_lengths > 1 {
         return Err(GatewayError::BadRequest(
             "a Content-Type or Content-Length header is repeated",
         ));

@@ -1,4 +1,4 @@
-//! The gateway: shared state, the listener, and the phases in [`phases`]
+//! The gateway: shared state, the listener, and the phases in `phases`
 //! that every request goes through.
 
 mod canonical;

@@ -138,6 +138,9 @@ impl Gateway {
             (RequestBody::Streaming(body), None)
         };
         let decision = {
+            // Collected again rather than kept from routing: kept, they
+            // would sit in this future across the awaits in between, and
+            // be copied with it.
             let segments = canonical.segment_refs();
             let view = RequestView {
                 segments: &segments,

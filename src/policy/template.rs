@@ -104,10 +104,20 @@ impl PathTemplate {
 
     /// Capture names, in template order (the order of [`super::RouteMatch::captures`]).
     pub fn capture_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Capture(name) => Some(name.as_ref()),
-            _ => None,
-        })
+        self.capture_slots().map(|(_, name)| name)
+    }
+
+    /// Each capture, in template order, with the position of the request
+    /// segment it takes: every template segment before a `**` takes
+    /// exactly one.
+    fn capture_slots(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter_map(|(at, segment)| match segment {
+                Segment::Capture(name) => Some((at, name.as_ref())),
+                _ => None,
+            })
     }
 
     /// Index of a capture among the captures, if the template has it.
@@ -145,26 +155,15 @@ impl PathTemplate {
     /// The captured values for segments this template matched, borrowed
     /// from the request.
     pub(crate) fn captures<'s>(&self, segments: &[&'s str]) -> Vec<(&str, &'s str)> {
-        self.segments
-            .iter()
-            .zip(segments)
-            .filter_map(|(segment, value)| match segment {
-                Segment::Capture(name) => Some((name.as_ref(), *value)),
-                _ => None,
-            })
+        self.capture_slots()
+            .filter_map(|(at, name)| Some((name, *segments.get(at)?)))
             .collect()
     }
 
     /// The value of capture `index` (in template order) in segments this
-    /// template matched: each segment before a `**` takes exactly one.
+    /// template matched.
     pub(crate) fn capture<'s>(&self, index: usize, segments: &[&'s str]) -> Option<&'s str> {
-        let at = self
-            .segments
-            .iter()
-            .enumerate()
-            .filter(|(_, segment)| matches!(segment, Segment::Capture(_)))
-            .nth(index)?
-            .0;
+        let (at, _) = self.capture_slots().nth(index)?;
         segments.get(at).copied()
     }
 

@@ -12,7 +12,7 @@ use super::{
     respond::{self, error, read_body, set_request_id},
     state::{now, request_id, Credential, RecordedRequest, Shared},
 };
-use crate::{body::Body, secret::fingerprint};
+use crate::{body::Body, secret::Fingerprint};
 
 /// Longest `_sandbox_delay_ms` accepted: enough for any timeout test, short
 /// enough that a typo cannot stall a suite.
@@ -113,7 +113,7 @@ fn credential(shared: &Shared, headers: &HeaderMap) -> Credential {
         Some(record) if record.is_live(now()) => record.credential(),
         _ => Credential::Invalid,
     };
-    tracing::trace!(token = %fingerprint(token.as_bytes()), "sandbox API credential");
+    tracing::trace!(token = %Fingerprint::of(token.as_bytes()), "sandbox API credential");
     credential
 }
 

@@ -13,7 +13,7 @@ use super::{
     respond::{self, error},
     state::{now, Fault, Origin, Shared, TokenRecord},
 };
-use crate::{body::Body, secret::fingerprint};
+use crate::{body::Body, secret::Fingerprint};
 
 /// How long a `Hang` fault holds token-info before giving up with 503.
 const HANG: Duration = Duration::from_secs(60);
@@ -53,7 +53,7 @@ pub(super) async fn token_info(shared: &Shared, body: &[u8]) -> Response<Body> {
         .lookup(&request.token)
         .filter(|record| !record.revoked);
     tracing::debug!(
-        token = %fingerprint(request.token.as_bytes()),
+        token = %Fingerprint::of(request.token.as_bytes()),
         known = record.is_some(),
         "sandbox token-info"
     );
@@ -137,7 +137,7 @@ fn client_credentials(shared: &Shared, request: TokenRequest) -> Response<Body> 
         origin: Origin::ClientCredentials,
     });
     tracing::debug!(
-        token = %fingerprint(access_token.as_bytes()),
+        token = %Fingerprint::of(access_token.as_bytes()),
         "sandbox issued an app token"
     );
     respond::json(

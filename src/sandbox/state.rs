@@ -318,7 +318,7 @@ impl Shared {
         };
         let access_token = self.issue(record);
         tracing::debug!(
-            token = %crate::secret::fingerprint(access_token.as_bytes()),
+            token = %crate::secret::Fingerprint::of(access_token.as_bytes()),
             exp,
             "sandbox minted a token"
         );
