@@ -67,21 +67,50 @@ pub(crate) fn field_spans(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidField;
 
+/// Which of the fields that frame a message or its connection a head
+/// carries, noted while its header map is built: a head without them (the
+/// usual GET, the usual answer) then costs no hashed lookup for each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Present {
+    pub transfer_encoding: bool,
+    pub content_length: bool,
+    pub connection: bool,
+    pub expect: bool,
+}
+
 /// The header map of `head`, its values sharing the head's memory rather
-/// than being copied one by one, with room for `extra` fields more.
+/// than being copied one by one, with room for `extra` fields more, and
+/// which framing fields it has. Credentials are marked sensitive, so that
+/// they never show in a `Debug` print of the message.
 pub(crate) fn header_map(
     head: &Bytes,
     spans: &[(Span, Span)],
     extra: usize,
-) -> Result<HeaderMap, InvalidField> {
+) -> Result<(HeaderMap, Present), InvalidField> {
     let mut headers = HeaderMap::with_capacity(spans.len() + extra);
+    let mut present = Present::default();
     for &(name, value) in spans {
         let name = HeaderName::from_bytes(&head[name.start..name.start + name.len])
             .map_err(|_| InvalidField)?;
-        let value = HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| InvalidField)?;
+        let mut value =
+            HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| InvalidField)?;
+        if name == header::TRANSFER_ENCODING {
+            present.transfer_encoding = true;
+        } else if name == header::CONTENT_LENGTH {
+            present.content_length = true;
+        } else if name == header::CONNECTION {
+            present.connection = true;
+        } else if name == header::EXPECT {
+            present.expect = true;
+        } else if name == header::AUTHORIZATION
+            || name == header::PROXY_AUTHORIZATION
+            || name == header::COOKIE
+        {
+            value.set_sensitive(true);
+        }
         headers.append(name, value);
     }
-    Ok(headers)
+    Ok((headers, present))
 }
 
 /// The one length every `Content-Length` value states, if any does; `Err`
@@ -116,9 +145,12 @@ pub(crate) fn is_plain_chunked(headers: &HeaderMap) -> bool {
     chunked && codings.next().is_none()
 }
 
-/// Whether a message of `version` with `headers` lets its connection carry
-/// another message after it.
-pub(crate) fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+/// Whether a message of `version` with `headers` (which have the fields
+/// `present` says) lets its connection carry another message after it.
+pub(crate) fn keeps_alive(version: Version, headers: &HeaderMap, present: Present) -> bool {
+    if !present.connection {
+        return version == Version::HTTP_11;
+    }
     let has = |token| header_list::lists(headers, header::CONNECTION, token);
     match version {
         Version::HTTP_11 => !has("close"),

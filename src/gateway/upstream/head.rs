@@ -12,8 +12,8 @@ use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::http1::{
-    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, MAX_HEAD,
-    MAX_HEADERS,
+    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, Present,
+    MAX_HEAD, MAX_HEADERS,
 };
 
 /// How the request body follows the head.
@@ -79,6 +79,8 @@ pub(super) struct ResponseHead {
     pub status: StatusCode,
     pub version: Version,
     pub headers: HeaderMap,
+    /// Which framing fields `headers` had as parsed.
+    pub present: Present,
 }
 
 /// Takes one complete response head off the front of `buf`; `Ok(None)`
@@ -115,12 +117,13 @@ pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<Respo
     let head = buf.split_to(length).freeze();
     // Room for what the gateway adds to an answer (its request id, CORS)
     // without growing the map.
-    let headers = header_map(&head, &spans, 4)
+    let (headers, present) = header_map(&head, &spans, 4)
         .map_err(|_| invalid("the upstream response has an invalid header field"))?;
     Ok(Some(ResponseHead {
         status,
         version,
         headers,
+        present,
     }))
 }
 
@@ -149,7 +152,8 @@ pub(super) struct Framing {
 /// RFC 9112 §6.3. A `Content-Length` that a chunked coding overrides is
 /// removed, and the connection is not reused after such a message.
 pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::Result<Framing> {
-    let mut reusable = head.version == Version::HTTP_11 && keeps_alive(head.version, &head.headers);
+    let mut reusable =
+        head.version == Version::HTTP_11 && keeps_alive(head.version, &head.headers, head.present);
     let status = head.status.as_u16();
     if method == Method::HEAD || status == 204 || status == 304 {
         return Ok(Framing {
@@ -157,13 +161,14 @@ pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::
             reusable,
         });
     }
-    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+    if head.present.transfer_encoding {
         if !is_plain_chunked(&head.headers) || head.version != Version::HTTP_11 {
             return Err(invalid(
                 "the upstream response has a transfer coding other than chunked",
             ));
         }
-        if head.headers.remove(header::CONTENT_LENGTH).is_some() {
+        if head.present.content_length {
+            head.headers.remove(header::CONTENT_LENGTH);
             reusable = false;
         }
         return Ok(Framing {
@@ -171,8 +176,12 @@ pub(super) fn response_framing(method: &Method, head: &mut ResponseHead) -> io::
             reusable,
         });
     }
-    let length = content_length(&head.headers)
-        .map_err(|_| invalid("the upstream response has an invalid Content-Length"))?;
+    let length = if head.present.content_length {
+        content_length(&head.headers)
+            .map_err(|_| invalid("the upstream response has an invalid Content-Length"))?
+    } else {
+        None
+    };
     Ok(match length {
         Some(length) => Framing {
             body: BodyFraming::Length(length),

@@ -80,40 +80,32 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
     let head = buf.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(target.slice(&head))
         .map_err(|_| malformed("the request target is invalid"))?;
-    let headers =
+    let (headers, present) =
         header_map(&head, &spans, 0).map_err(|_| malformed("a request header field is invalid"))?;
 
-    let framing = if headers.contains_key(header::TRANSFER_ENCODING) {
+    let framing = if present.transfer_encoding {
         // A length next to a coding is how requests are smuggled past a
         // proxy that reads one and a server that reads the other.
-        if version != Version::HTTP_11 || headers.contains_key(header::CONTENT_LENGTH) {
+        if version != Version::HTTP_11 || present.content_length {
             return Err(malformed("the request body is framed ambiguously"));
         }
         if !is_plain_chunked(&headers) {
             return Err(malformed("the request's transfer coding is not supported"));
         }
         Framing::Chunked
-    } else {
+    } else if present.content_length {
         match content_length(&headers) {
             Ok(None | Some(0)) => Framing::Empty,
             Ok(Some(length)) => Framing::Length(length),
             Err(_) => return Err(malformed("the request's Content-Length is invalid")),
         }
+    } else {
+        Framing::Empty
     };
-    let mut headers = headers;
-    // Credentials never show in a `Debug` print of the request. One pass
-    // over the few fields: an `entry` lookup may grow a full map.
-    for (name, value) in headers.iter_mut() {
-        if name == header::AUTHORIZATION
-            || name == header::PROXY_AUTHORIZATION
-            || name == header::COOKIE
-        {
-            value.set_sensitive(true);
-        }
-    }
-    let keep_alive = keeps_alive(version, &headers);
+    let keep_alive = keeps_alive(version, &headers, present);
     let expects_continue = version == Version::HTTP_11
         && framing != Framing::Empty
+        && present.expect
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
