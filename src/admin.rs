@@ -59,7 +59,14 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
 }
 
 impl Handler for Admin {
-    async fn handle(&self, request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
+    type Session = ();
+
+    async fn handle(
+        &self,
+        request: Request<IncomingBody>,
+        _peer: SocketAddr,
+        _session: &mut (),
+    ) -> Response<Body> {
         self.answer(&request)
     }
 }

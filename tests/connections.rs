@@ -17,32 +17,42 @@ use wix_elevator::{
     server::{Handler, IncomingBody, Server, ServerOptions},
 };
 
-/// Answers after 30 s.
-struct Slow;
-
-impl Handler for Slow {
-    async fn handle(&self, _request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Response::new(body::full("late"))
-    }
+/// How the test server answers every request.
+enum Answers {
+    /// After 30 s.
+    Late,
+    /// With 20 bytes, one every 100 ms.
+    Streaming,
 }
 
-/// Streams 20 bytes, one every 100 ms.
-struct Streams;
+impl Handler for Answers {
+    type Session = ();
 
-impl Handler for Streams {
-    async fn handle(&self, _request: Request<IncomingBody>, _peer: SocketAddr) -> Response<Body> {
-        let chunks = futures::stream::unfold(0u32, |i| async move {
-            if i == 20 {
-                return None;
+    async fn handle(
+        &self,
+        _request: Request<IncomingBody>,
+        _peer: SocketAddr,
+        _: &mut (),
+    ) -> Response<Body> {
+        match self {
+            Answers::Late => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Response::new(body::full("late"))
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Some((
-                Ok::<_, body::BoxError>(Frame::data(Bytes::from_static(b"x"))),
-                i + 1,
-            ))
-        });
-        Response::new(StreamBody::new(chunks).boxed())
+            Answers::Streaming => {
+                let chunks = futures::stream::unfold(0u32, |i| async move {
+                    if i == 20 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((
+                        Ok::<_, body::BoxError>(Frame::data(Bytes::from_static(b"x"))),
+                        i + 1,
+                    ))
+                });
+                Response::new(StreamBody::new(chunks).boxed())
+            }
+        }
     }
 }
 
@@ -50,7 +60,7 @@ impl Handler for Streams {
 async fn an_idle_timeout_never_cuts_a_response_still_streaming() {
     let server = Server::start(
         common::loopback().await,
-        Streams,
+        Answers::Streaming,
         ServerOptions {
             idle_timeout: Duration::from_millis(300),
             ..ServerOptions::default()
@@ -67,7 +77,7 @@ async fn a_reset_stream_leaves_the_connection_idle_and_closable() {
     let open = Gauge::default();
     let server = Server::start(
         common::loopback().await,
-        Slow,
+        Answers::Late,
         ServerOptions {
             idle_timeout: Duration::from_millis(200),
             connections: Some(open.clone()),

@@ -36,7 +36,14 @@ struct Wire {
 const SLOW: Duration = Duration::from_millis(1_500);
 
 impl Handler for Wire {
-    async fn handle(&self, request: Request<IncomingBody>, _: SocketAddr) -> Response<Body> {
+    type Session = ();
+
+    async fn handle(
+        &self,
+        request: Request<IncomingBody>,
+        _: SocketAddr,
+        _: &mut (),
+    ) -> Response<Body> {
         let path = request.uri().path().to_owned();
         self.seen.lock().unwrap().push(path.clone());
         match path.as_str() {

@@ -2,9 +2,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{io::Write, time::Duration};
 
-use common::{wix_error, Harness, INSTANCE};
+use common::{assert_elevated, wire, wix_error, Harness, INSTANCE};
 use wix_elevator::sandbox::{Credential, Fault, MintRequest};
 
 const OWN_PROFILE: &str = "/members/v1/members/member-1?fieldsets=FULL";
@@ -56,6 +56,85 @@ async fn tokens_wix_would_not_vouch_for_are_401() {
     assert_eq!(wix_error(response).await.0, 401, "no token");
     assert!(h.sandbox.requests().is_empty());
     assert_eq!(h.sandbox.stats().client_credentials_calls, 0);
+}
+
+/// Sends `GET OWN_PROFILE` with each of `tokens` in turn over one
+/// keep-alive connection to `h`, as fast as answers come; their statuses.
+async fn over_one_connection(h: &Harness, tokens: Vec<String>) -> Vec<u16> {
+    let addr = h.server.local_addr();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = wire::connect(addr);
+        tokens
+            .iter()
+            .map(|token| {
+                let request = format!(
+                    "GET {OWN_PROFILE} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n"
+                );
+                stream.write_all(request.as_bytes()).unwrap();
+                wire::read_answer(&mut stream, false).status
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_sharing_one_connection_are_each_identified() {
+    // A busy connection remembers the last token it presented; a pooling
+    // proxy in front may send several callers' requests over it.
+    let h = Harness::start().await;
+    let member = member_token(&h, |_| {});
+    let other = member_token(&h, |r| r.subject_id = "member-2".into());
+    let tokens = [&member, &other, "OauthNG.JWS.not.a.token", &member, &other];
+    let statuses = over_one_connection(&h, tokens.map(|t| t.to_owned()).to_vec()).await;
+    assert_eq!(statuses, [200, 403, 401, 200, 403]);
+    // Only member-1's own two requests reached Wix, each elevated.
+    let requests = h.sandbox.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.path, "/members/v1/members/member-1");
+        assert_elevated(request, &member);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_token_is_asked_about_again_when_the_cache_would() {
+    // Cached answers last 1 s here. The token is revoked after its first
+    // use; requests keep coming on the same connection, 20 ms apart, so
+    // that it stays busy and keeps remembering the token.
+    let h = Harness::build(
+        common::POLICIES,
+        |config| config.cache.identity_ttl = Duration::from_secs(1),
+        |_| {},
+    )
+    .await;
+    let token = member_token(&h, |_| {});
+    assert_eq!(h.get(OWN_PROFILE, &token).await.status(), 200);
+    h.sandbox.revoke(&token);
+    let addr = h.server.local_addr();
+    let statuses = tokio::task::spawn_blocking(move || {
+        let mut stream = wire::connect(addr);
+        let request =
+            format!("GET {OWN_PROFILE} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n");
+        let mut statuses = Vec::new();
+        // At most 4 s: a remembered answer that outlived the cache's would
+        // keep saying 200.
+        for _ in 0..200 {
+            stream.write_all(request.as_bytes()).unwrap();
+            statuses.push(wire::read_answer(&mut stream, false).status);
+            if statuses.last() != Some(&200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        statuses
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses.last(), Some(&401), "{statuses:?}");
+    assert!(statuses[..statuses.len() - 1].iter().all(|&s| s == 200));
+    assert_eq!(h.sandbox.stats().token_info_calls, 2);
 }
 
 #[tokio::test]

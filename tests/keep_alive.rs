@@ -42,7 +42,14 @@ impl Echo {
 }
 
 impl Handler for Echo {
-    async fn handle(&self, request: Request<IncomingBody>, peer: SocketAddr) -> Response<Body> {
+    type Session = ();
+
+    async fn handle(
+        &self,
+        request: Request<IncomingBody>,
+        peer: SocketAddr,
+        _: &mut (),
+    ) -> Response<Body> {
         let path = request.uri().path().to_owned();
         self.seen.lock().unwrap().push((path.clone(), peer.port()));
         if path == "/big" {

@@ -33,7 +33,7 @@ use crate::{
     config::Config,
     credentials::Credentials,
     decision_log::DecisionLog,
-    identity::IdentityService,
+    identity::{IdentityService, LastToken},
     metrics::Metrics,
     policy::PolicySet,
     serve::StartError,
@@ -207,11 +207,15 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Handler for Gateway {
+    /// The caller a busy connection last presented a token for.
+    type Session = LastToken;
+
     fn handle(
         &self,
         request: Request<IncomingBody>,
         peer: SocketAddr,
+        last: &mut LastToken,
     ) -> impl std::future::Future<Output = Response<Body>> + Send {
-        self.handle_request(request, peer)
+        self.handle_request(request, peer, last)
     }
 }

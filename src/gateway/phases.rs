@@ -27,7 +27,7 @@ use crate::{
     body::Body,
     caller::{Caller, IdentitySource},
     error::GatewayError,
-    identity::{self, token_from_header, AccessToken},
+    identity::{self, token_text, AccessToken, LastToken},
     metrics::RuleLabel,
     policy::{self, Decision, Mode, RequestView, RouteMatch},
 };
@@ -47,6 +47,7 @@ impl Gateway {
         &self,
         request: Request<IncomingBody>,
         peer: SocketAddr,
+        last: &mut LastToken,
     ) -> Response<Body> {
         let request_id = headers::request_id(request.headers());
         // Plain ASCII by construction: borrowed, not copied, by the record.
@@ -65,6 +66,7 @@ impl Gateway {
                     &request_id,
                     origin.clone(),
                     pending.record(),
+                    last,
                 )
                 .instrument(span)
                 .await
@@ -95,6 +97,7 @@ impl Gateway {
         request_id: &HeaderValue,
         origin: Result<Option<HeaderValue>, GatewayError>,
         record: &mut DecisionRecord,
+        last: &mut LastToken,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = request.into_parts();
 
@@ -124,7 +127,7 @@ impl Gateway {
 
         // authenticate
         let (caller, caller_token) = self
-            .authenticate(&parts.headers, &canonical, &matches)
+            .authenticate(&parts.headers, &canonical, &matches, last)
             .await?;
         record.caller(&caller);
 
@@ -239,10 +242,11 @@ impl Gateway {
         headers: &'h HeaderMap,
         canonical: &CanonicalRequest<'_>,
         matches: &[RouteMatch<'_>],
+        last: &mut LastToken,
     ) -> Result<(Caller, Option<AccessToken<'h>>), GatewayError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let token = token_from_header(value)?;
-            let caller = self.0.identity.authenticate(&token).await?;
+            let text = token_text(value)?;
+            let (caller, token) = self.0.identity.authenticate_remembering(text, last).await?;
             return Ok((caller, Some(token)));
         }
         if policy::accepted_by_any(matches, IdentitySource::SignedInstance) {

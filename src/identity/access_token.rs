@@ -10,7 +10,7 @@ use crate::{
     clock::unix_seconds,
     config::Config,
     error::GatewayError,
-    expiring_cache::ExpiringCache,
+    expiring_cache::{ExpiringCache, FreshUntil},
     metrics::Metrics,
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
@@ -83,24 +83,44 @@ impl IdentityService {
             .get_or_fill(&token.key, || self.token_info(token.text))
             .await
             .map_err(|()| GatewayError::IdentityUnavailable)?;
-        match answer {
-            Answer::Active { exp, caller } => {
-                // Expiry first, on every use: a cached answer never outlives
-                // the token.
-                if exp.is_none_or(|exp| exp <= unix_seconds()) {
-                    return Err(GatewayError::Unauthenticated(
-                        "the access token has expired",
-                    ));
-                }
-                caller.map_err(GatewayError::Unauthenticated)
+        verdict(&answer)
+    }
+
+    /// [`authenticate`](Self::authenticate) for the token `text`, which
+    /// `last` may remember from the connection's previous request; `last`
+    /// then remembers this one. Also gives the token with its key, for the
+    /// caches that look it up later.
+    pub async fn authenticate_remembering<'t>(
+        &self,
+        text: &'t str,
+        last: &mut LastToken,
+    ) -> Result<(Caller, AccessToken<'t>), GatewayError> {
+        if let Some(remembered) = &last.0 {
+            if same_bytes(remembered.text.as_bytes(), text.as_bytes())
+                && self.cache.is_fresh(remembered.until)
+            {
+                self.cache.count_hit();
+                let token = AccessToken {
+                    text,
+                    key: remembered.key,
+                };
+                return Ok((verdict(&remembered.answer)?, token));
             }
-            Answer::Inactive => Err(GatewayError::Unauthenticated(
-                "the access token is not active",
-            )),
-            Answer::Rejected => Err(GatewayError::Unauthenticated(
-                "the access token is not valid",
-            )),
         }
+        let token = AccessToken::new(text);
+        let (answer, until) = self
+            .cache
+            .get_or_fill_until(&token.key, || self.token_info(text))
+            .await
+            .map_err(|()| GatewayError::IdentityUnavailable)?;
+        let caller = verdict(&answer);
+        last.0 = Some(Remembered {
+            text: text.into(),
+            key: token.key,
+            answer,
+            until,
+        });
+        Ok((caller?, token))
     }
 
     /// token-info's answer about `token`, and how long it may be kept; `()`
@@ -157,6 +177,62 @@ impl IdentityService {
     }
 }
 
+/// Who a cached answer lets call, checked on every use: expiry first, so
+/// that an answer never outlives its token.
+fn verdict(answer: &Answer) -> Result<Caller, GatewayError> {
+    match answer {
+        Answer::Active { exp, caller } => {
+            if exp.is_none_or(|exp| exp <= unix_seconds()) {
+                return Err(GatewayError::Unauthenticated(
+                    "the access token has expired",
+                ));
+            }
+            caller.clone().map_err(GatewayError::Unauthenticated)
+        }
+        Answer::Inactive => Err(GatewayError::Unauthenticated(
+            "the access token is not active",
+        )),
+        Answer::Rejected => Err(GatewayError::Unauthenticated(
+            "the access token is not valid",
+        )),
+    }
+}
+
+/// The last access token a connection presented, and token-info's answer
+/// about it. A browser sends the same token on every request of a
+/// keep-alive connection; remembered, a repeat costs a comparison instead
+/// of hashing the token and a lookup in the shared cache. The answer is
+/// used for no longer than the shared cache would keep it, and is checked
+/// the same way on every use. The server keeps one per connection only
+/// while requests keep coming (its other per-request state goes then too).
+#[derive(Default)]
+pub struct LastToken(Option<Remembered>);
+
+struct Remembered {
+    /// The token, exactly as presented.
+    text: Box<str>,
+    key: [u8; 32],
+    answer: Answer,
+    until: FreshUntil,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for LastToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LastToken(..)")
+    }
+}
+
+/// Whether `a` and `b` are the same bytes, in a time that depends only on
+/// their length: one connection may carry several clients' requests (a
+/// pooling proxy in front), and how early a comparison fails must not tell
+/// one of them about another's token. Without an early exit; `subtle`'s
+/// byte-by-byte comparison, made opaque to the optimizer, costs more than
+/// the SHA-256 this comparison replaces.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 /// A caller's access token on its way through a request, with its SHA-256:
 /// the key every cache keeps in place of the token, computed once however
 /// many caches look the token up.
@@ -195,6 +271,11 @@ impl std::fmt::Debug for AccessToken<'_> {
 /// The token in an `Authorization` value: the raw value, as `fetchWithAuth`
 /// sends it, or leniently after a `Bearer ` prefix.
 pub fn token_from_header(value: &HeaderValue) -> Result<AccessToken<'_>, GatewayError> {
+    token_text(value).map(AccessToken::new)
+}
+
+/// [`token_from_header`]'s token, not yet hashed.
+pub fn token_text(value: &HeaderValue) -> Result<&str, GatewayError> {
     let invalid = GatewayError::Unauthenticated("the Authorization header is not a token");
     let value = value.as_bytes().trim_ascii();
     let token = match value.split_at_checked(6) {
@@ -213,7 +294,7 @@ pub fn token_from_header(value: &HeaderValue) -> Result<AccessToken<'_>, Gateway
         .iter()
         .fold(true, |visible, &b| visible & (b'!'..=b'~').contains(&b));
     match std::str::from_utf8(token) {
-        Ok(token) if visible && !token.is_empty() => Ok(AccessToken::new(token)),
+        Ok(token) if visible && !token.is_empty() => Ok(token),
         _ => Err(invalid),
     }
 }
@@ -221,6 +302,15 @@ pub fn token_from_header(value: &HeaderValue) -> Result<AccessToken<'_>, Gateway
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_tokens_are_compared_whole_and_never_printed() {
+        assert!(same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS.a"));
+        assert!(!same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS.b"));
+        assert!(!same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS."));
+        assert!(!same_bytes(b"xauthNG.JWS.a", b"OauthNG.JWS.a"));
+        assert_eq!(format!("{:?}", LastToken::default()), "LastToken(..)");
+    }
 
     #[test]
     fn tokens_are_taken_raw_or_after_bearer() {

@@ -174,10 +174,13 @@ struct SandboxHandler {
 }
 
 impl Handler for SandboxHandler {
+    type Session = ();
+
     fn handle(
         &self,
         request: Request<IncomingBody>,
         _peer: SocketAddr,
+        _session: &mut (),
     ) -> impl Future<Output = Response<Body>> + Send {
         let shared = self.shared.clone();
         async move { route(&shared, request).await }

@@ -82,11 +82,18 @@ impl Default for ServerOptions {
 
 /// Handles one request; implemented for any suitable async closure.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers `request`, which came from `peer`.
+    /// What the handler keeps from one request of a connection to the
+    /// next, for as long as requests keep coming on it (a cleartext
+    /// HTTP/1.1 connection; elsewhere each request gets a fresh one).
+    type Session: Default + Send;
+
+    /// Answers `request`, which came from `peer` on a connection whose
+    /// `session` this is.
     fn handle(
         &self,
         request: Request<IncomingBody>,
         peer: SocketAddr,
+        session: &mut Self::Session,
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
@@ -287,7 +294,8 @@ impl<H: Handler> Connection<H> {
             // several KiB; unboxed, every idle keep-alive connection would
             // hold that much (measured by bench/programs/scale.rs).
             Box::pin(async move {
-                let response = handler.handle(request, peer).await;
+                let mut session = H::Session::default();
+                let response = handler.handle(request, peer, &mut session).await;
                 Ok(response
                     .map(|inner| http_body_util::BodyExt::boxed(BusyBody { inner, _busy: busy })))
             })

@@ -70,6 +70,7 @@ impl<H: Handler> Connection<H> {
         mut stream: TcpStream,
         mut buf: BytesMut,
         stopped: Pin<&mut S>,
+        session: &mut H::Session,
     ) -> Option<(TcpStream, BytesMut)> {
         let head = match self.read_head(&mut stream, &mut buf).await {
             Ok(Read::Head(head)) => head,
@@ -84,7 +85,7 @@ impl<H: Handler> Connection<H> {
         let version = head.parts.version;
         let keep_alive = head.keep_alive;
         let (request, mut held) = admit(head, stream, buf);
-        let response = self.handle(request, &mut held, stopped).await?;
+        let response = self.handle(request, &mut held, stopped, session).await?;
         let exchange = Exchange {
             method: &method,
             version,
@@ -103,10 +104,11 @@ impl<H: Handler> Connection<H> {
         request: Request<IncomingBody>,
         held: &mut Held,
         mut stopped: Pin<&mut S>,
+        session: &mut H::Session,
     ) -> Option<Response<Body>> {
         // Pinned where it is made: the handler's future is the largest part
         // of the exchange, and is not worth a second copy.
-        let mut handling = std::pin::pin!(self.handler.handle(request, self.peer));
+        let mut handling = std::pin::pin!(self.handler.handle(request, self.peer, session));
         // A body being read sees the client leave itself.
         let mut watching = matches!(held, Held::Whole(..));
         let mut drain: Option<Pin<Box<Sleep>>> = None;

@@ -126,8 +126,11 @@ impl<H: Handler> Connection<H> {
         let grace = tokio::time::sleep(BUSY_GRACE);
         tokio::pin!(grace);
         let mut buf = BytesMut::new();
+        let mut session = H::Session::default();
         loop {
-            (stream, buf) = self.exchange(stream, buf, stopped.as_mut()).await?;
+            (stream, buf) = self
+                .exchange(stream, buf, stopped.as_mut(), &mut session)
+                .await?;
             if buf.is_empty()
                 && !wait_readable(&stream, stopped.as_mut(), grace.as_mut(), BUSY_GRACE).await
             {
