@@ -24,10 +24,6 @@ enum Slot<V, E> {
     Failed(E),
 }
 
-/// Until when a cached answer stays fresh, on its cache's clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FreshUntil(u64);
-
 /// Counts evictions in the cache's metric.
 #[derive(Clone)]
 struct CountEvictions(Counter);
@@ -96,32 +92,13 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.get_until(key).map(|(value, _)| value)
-    }
-
-    /// [`get`](Self::get), and until when the answer stays fresh.
-    fn get_until<Q>(&self, key: &Q) -> Option<(V, FreshUntil)>
-    where
-        Q: Hash + Equivalent<K> + ?Sized,
-    {
         match self.cache.get(key)? {
             Slot::Fresh { value, until_ms } if until_ms > self.now_ms() => {
                 self.events.hit.inc();
-                Some((value, FreshUntil(until_ms)))
+                Some(value)
             }
             _ => None,
         }
-    }
-
-    /// Whether an answer fresh until `until` still is.
-    pub fn is_fresh(&self, until: FreshUntil) -> bool {
-        until.0 > self.now_ms()
-    }
-
-    /// Counts a hit on an answer kept elsewhere for no longer than this
-    /// cache keeps it (see [`get_or_fill_until`](Self::get_or_fill_until)).
-    pub fn count_hit(&self) {
-        self.events.hit.inc();
     }
 
     /// The answer for `key`: cached if fresh, otherwise from the future
@@ -138,26 +115,13 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(V, Duration), E>>,
     {
-        let (value, _) = self.get_or_fill_until(key, fill).await?;
-        Ok(value)
-    }
-
-    /// [`get_or_fill`](Self::get_or_fill), and until when the answer stays
-    /// fresh: a copy kept elsewhere must be dropped then, as this cache
-    /// drops its own ([`is_fresh`](Self::is_fresh)).
-    pub async fn get_or_fill_until<Q, F, Fut>(&self, key: &Q, fill: F) -> Result<(V, FreshUntil), E>
-    where
-        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(V, Duration), E>>,
-    {
-        match self.get_until(key) {
-            Some(hit) => Ok(hit),
+        match self.get(key) {
+            Some(value) => Ok(value),
             None => Box::pin(self.fill(key, fill)).await,
         }
     }
 
-    async fn fill<Q, F, Fut>(&self, key: &Q, fill: F) -> Result<(V, FreshUntil), E>
+    async fn fill<Q, F, Fut>(&self, key: &Q, fill: F) -> Result<V, E>
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut,
@@ -173,9 +137,9 @@ where
             Slot::Failed(_) => true,
         });
         let guard = match self.cache.get_value_or_guard_async(key).await {
-            Ok(Slot::Fresh { value, until_ms }) => {
+            Ok(Slot::Fresh { value, .. }) => {
                 self.events.hit.inc();
-                return Ok((value, FreshUntil(until_ms)));
+                return Ok(value);
             }
             Ok(Slot::Failed(error)) => {
                 self.events.miss.inc();
@@ -191,7 +155,7 @@ where
                     value: value.clone(),
                     until_ms,
                 });
-                Ok((value, FreshUntil(until_ms)))
+                Ok(value)
             }
             Err(error) => {
                 // The waiters take the failure from the placeholder; the

@@ -15,7 +15,7 @@ use crate::{
     caller::Caller,
     decision_log::DecisionLog,
     error::GatewayError,
-    metrics::{status_class, Metrics, RequestLabels},
+    metrics::{status_class, LastSeries, Metrics, RequestLabels},
     policy::{DenyReason, Mode, Rule},
     secret::Fingerprint,
 };
@@ -89,7 +89,13 @@ impl DecisionRecord {
     /// Writes the record to the decision log and counts it in the metrics.
     /// Done once per request: the rule id moves into the metric's label
     /// rather than being copied.
-    pub fn finish(&mut self, done: Finished<'_>, log: &DecisionLog, metrics: &Metrics) {
+    pub fn finish(
+        &mut self,
+        done: Finished<'_>,
+        log: &DecisionLog,
+        metrics: &Metrics,
+        series: &mut LastSeries,
+    ) {
         let decision = if self.rule.is_some() { "allow" } else { "deny" };
         let status = done.status.as_u16();
         // Written straight from borrowed fields: no intermediate JSON tree.
@@ -115,14 +121,14 @@ impl DecisionRecord {
         };
         log.record(|out| line.write_json(out));
 
-        metrics
-            .requests
-            .get_or_create(&RequestLabels {
+        series.count(
+            &metrics.requests,
+            RequestLabels {
                 rule: self.rule.take().unwrap_or_default(),
                 decision,
                 status: status_class(status),
-            })
-            .inc();
+            },
+        );
         metrics.request_duration.observe(done.latency.as_secs_f64());
         if let Some(upstream) = self.upstream_latency {
             metrics.upstream_duration.observe(upstream.as_secs_f64());
@@ -355,6 +361,8 @@ pub(super) struct Pending<'g> {
     started: Instant,
     log: &'g DecisionLog,
     metrics: &'g Metrics,
+    /// The connection's last series, where this request is likely counted.
+    series: &'g mut LastSeries,
     written: bool,
 }
 
@@ -366,6 +374,7 @@ impl<'g> Pending<'g> {
         peer: SocketAddr,
         log: &'g DecisionLog,
         metrics: &'g Metrics,
+        series: &'g mut LastSeries,
     ) -> Self {
         metrics.in_flight.inc();
         Self {
@@ -376,6 +385,7 @@ impl<'g> Pending<'g> {
             started: Instant::now(),
             log,
             metrics,
+            series,
             written: false,
         }
     }
@@ -404,7 +414,8 @@ impl<'g> Pending<'g> {
             status,
             latency: self.started.elapsed(),
         };
-        self.record.finish(done, self.log, self.metrics);
+        self.record
+            .finish(done, self.log, self.metrics, &mut *self.series);
     }
 }
 

@@ -34,7 +34,7 @@ use crate::{
     credentials::Credentials,
     decision_log::DecisionLog,
     identity::{IdentityService, LastToken},
-    metrics::Metrics,
+    metrics::{LastSeries, Metrics},
     policy::PolicySet,
     serve::StartError,
     server::{Handler, Server, ServerOptions},
@@ -206,16 +206,25 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// What a busy connection keeps from one request to the next: what its
+/// next request most likely needs again.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The token it presented last, with its hash.
+    last_token: LastToken,
+    /// The series its last request was counted in.
+    last_series: LastSeries,
+}
+
 impl Handler for Gateway {
-    /// The caller a busy connection last presented a token for.
-    type Session = LastToken;
+    type Session = Session;
 
     fn handle(
         &self,
         request: Request<IncomingBody>,
         peer: SocketAddr,
-        last: &mut LastToken,
+        session: &mut Session,
     ) -> impl std::future::Future<Output = Response<Body>> + Send {
-        self.handle_request(request, peer, last)
+        self.handle_request(request, peer, session)
     }
 }

@@ -21,7 +21,7 @@ use super::{
     inspect,
     log::{DecisionRecord, Pending},
     upstream::Outgoing,
-    Gateway,
+    Gateway, Session,
 };
 use crate::{
     body::Body,
@@ -47,7 +47,7 @@ impl Gateway {
         &self,
         request: Request<IncomingBody>,
         peer: SocketAddr,
-        last: &mut LastToken,
+        session: &mut Session,
     ) -> Response<Body> {
         let request_id = headers::request_id(request.headers());
         // Plain ASCII by construction: borrowed, not copied, by the record.
@@ -55,7 +55,18 @@ impl Gateway {
         let method = request.method().clone();
         let span = tracing::debug_span!("request", request_id = %id_text, %method);
         let state = &self.0;
-        let mut pending = Pending::new(id_text, method, peer, &state.decision_log, &state.metrics);
+        let Session {
+            last_token,
+            last_series,
+        } = session;
+        let mut pending = Pending::new(
+            id_text,
+            method,
+            peer,
+            &state.decision_log,
+            &state.metrics,
+            last_series,
+        );
 
         let origin = state.cors.check_origin(request.headers());
         let result = match state.in_flight.enter() {
@@ -66,7 +77,7 @@ impl Gateway {
                     &request_id,
                     origin.clone(),
                     pending.record(),
-                    last,
+                    last_token,
                 )
                 .instrument(span)
                 .await

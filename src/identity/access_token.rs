@@ -2,6 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use constant_time_eq::constant_time_eq;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
@@ -10,7 +11,7 @@ use crate::{
     clock::unix_seconds,
     config::Config,
     error::GatewayError,
-    expiring_cache::{ExpiringCache, FreshUntil},
+    expiring_cache::ExpiringCache,
     metrics::Metrics,
     wix::{TokenInfo, WixCallError, WixOAuth},
 };
@@ -83,44 +84,53 @@ impl IdentityService {
             .get_or_fill(&token.key, || self.token_info(token.text))
             .await
             .map_err(|()| GatewayError::IdentityUnavailable)?;
-        verdict(&answer)
+        match answer {
+            Answer::Active { exp, caller } => {
+                // Expiry first, on every use: a cached answer never outlives
+                // the token.
+                if exp.is_none_or(|exp| exp <= unix_seconds()) {
+                    return Err(GatewayError::Unauthenticated(
+                        "the access token has expired",
+                    ));
+                }
+                caller.map_err(GatewayError::Unauthenticated)
+            }
+            Answer::Inactive => Err(GatewayError::Unauthenticated(
+                "the access token is not active",
+            )),
+            Answer::Rejected => Err(GatewayError::Unauthenticated(
+                "the access token is not valid",
+            )),
+        }
     }
 
     /// [`authenticate`](Self::authenticate) for the token `text`, which
-    /// `last` may remember from the connection's previous request; `last`
-    /// then remembers this one. Also gives the token with its key, for the
-    /// caches that look it up later.
+    /// `last` may remember from the connection's previous request: then its
+    /// key is not computed again. `last` then remembers this token, if it
+    /// was let in. Also gives the token with its key, for the caches that
+    /// look it up later.
     pub async fn authenticate_remembering<'t>(
         &self,
         text: &'t str,
         last: &mut LastToken,
     ) -> Result<(Caller, AccessToken<'t>), GatewayError> {
-        if let Some(remembered) = &last.0 {
-            if same_bytes(remembered.text.as_bytes(), text.as_bytes())
-                && self.cache.is_fresh(remembered.until)
-            {
-                self.cache.count_hit();
-                let token = AccessToken {
-                    text,
-                    key: remembered.key,
-                };
-                return Ok((verdict(&remembered.answer)?, token));
-            }
+        let recalled = last
+            .0
+            .as_ref()
+            .filter(|remembered| constant_time_eq(remembered.text.as_bytes(), text.as_bytes()))
+            .map(|remembered| remembered.key);
+        let token = match recalled {
+            Some(key) => AccessToken { text, key },
+            None => AccessToken::new(text),
+        };
+        let caller = self.authenticate(&token).await?;
+        if recalled.is_none() {
+            last.0 = Some(Remembered {
+                text: text.into(),
+                key: token.key,
+            });
         }
-        let token = AccessToken::new(text);
-        let (answer, until) = self
-            .cache
-            .get_or_fill_until(&token.key, || self.token_info(text))
-            .await
-            .map_err(|()| GatewayError::IdentityUnavailable)?;
-        let caller = verdict(&answer);
-        last.0 = Some(Remembered {
-            text: text.into(),
-            key: token.key,
-            answer,
-            until,
-        });
-        Ok((caller?, token))
+        Ok((caller, token))
     }
 
     /// token-info's answer about `token`, and how long it may be kept; `()`
@@ -177,34 +187,13 @@ impl IdentityService {
     }
 }
 
-/// Who a cached answer lets call, checked on every use: expiry first, so
-/// that an answer never outlives its token.
-fn verdict(answer: &Answer) -> Result<Caller, GatewayError> {
-    match answer {
-        Answer::Active { exp, caller } => {
-            if exp.is_none_or(|exp| exp <= unix_seconds()) {
-                return Err(GatewayError::Unauthenticated(
-                    "the access token has expired",
-                ));
-            }
-            caller.clone().map_err(GatewayError::Unauthenticated)
-        }
-        Answer::Inactive => Err(GatewayError::Unauthenticated(
-            "the access token is not active",
-        )),
-        Answer::Rejected => Err(GatewayError::Unauthenticated(
-            "the access token is not valid",
-        )),
-    }
-}
-
-/// The last access token a connection presented, and token-info's answer
-/// about it. A browser sends the same token on every request of a
+/// The last access token a connection presented that was let in, and its
+/// SHA-256. A browser sends the same token on every request of a
 /// keep-alive connection; remembered, a repeat costs a comparison instead
-/// of hashing the token and a lookup in the shared cache. The answer is
-/// used for no longer than the shared cache would keep it, and is checked
-/// the same way on every use. The server keeps one per connection only
-/// while requests keep coming (its other per-request state goes then too).
+/// of hashing the token again. Only the hash is remembered, never the
+/// answer: every request still asks the shared cache, which alone decides
+/// how long an answer lasts. The server keeps one per connection only while
+/// requests keep coming (it holds their heads meanwhile too).
 #[derive(Default)]
 pub struct LastToken(Option<Remembered>);
 
@@ -212,8 +201,6 @@ struct Remembered {
     /// The token, exactly as presented.
     text: Box<str>,
     key: [u8; 32],
-    answer: Answer,
-    until: FreshUntil,
 }
 
 /// Never prints the token.
@@ -221,16 +208,6 @@ impl std::fmt::Debug for LastToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LastToken(..)")
     }
-}
-
-/// Whether `a` and `b` are the same bytes, in a time that depends only on
-/// their length: one connection may carry several clients' requests (a
-/// pooling proxy in front), and how early a comparison fails must not tell
-/// one of them about another's token. Without an early exit; `subtle`'s
-/// byte-by-byte comparison, made opaque to the optimizer, costs more than
-/// the SHA-256 this comparison replaces.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// A caller's access token on its way through a request, with its SHA-256:
@@ -304,11 +281,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_tokens_are_compared_whole_and_never_printed() {
-        assert!(same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS.a"));
-        assert!(!same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS.b"));
-        assert!(!same_bytes(b"OauthNG.JWS.a", b"OauthNG.JWS."));
-        assert!(!same_bytes(b"xauthNG.JWS.a", b"OauthNG.JWS.a"));
+    fn a_remembered_token_is_never_printed() {
         assert_eq!(format!("{:?}", LastToken::default()), "LastToken(..)");
     }
 

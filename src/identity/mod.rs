@@ -5,10 +5,10 @@
 //! token must be active, unexpired, issued for this app, bound to an
 //! installation, and speak for a visitor, member or user. Answers are cached
 //! by a hash of the token, never the token itself, with one lookup in flight
-//! per token; a busy connection also remembers its last token and answer
-//! ([`LastToken`]), for no longer than the cache keeps that answer. If
-//! token-info cannot be asked the request fails with 503 and nothing is
-//! cached: doubt never allows.
+//! per token (a busy connection remembers its last token's hash,
+//! [`LastToken`], so as not to compute it again). If token-info cannot be
+//! asked the request fails with 503 and nothing is cached: doubt never
+//! allows.
 
 mod access_token;
 mod interner;

@@ -80,7 +80,7 @@ impl Default for ServerOptions {
     }
 }
 
-/// Handles one request; implemented for any suitable async closure.
+/// Handles one request: the gateway, the admin endpoints, the sandbox.
 pub trait Handler: Send + Sync + 'static {
     /// What the handler keeps from one request of a connection to the
     /// next, for as long as requests keep coming on it (a cleartext
