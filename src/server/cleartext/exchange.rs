@@ -64,7 +64,8 @@ enum Held {
 impl<H: Handler> Connection<H> {
     /// Reads, handles and answers one request. Returns the socket and what
     /// was read past the request when the connection may serve another.
-    /// `stopped` is the server's stop signal.
+    /// `stopped` is the server's stop signal; `session` the handler's, for the
+    /// connection's busy period.
     pub(super) async fn exchange<S: Future>(
         &self,
         mut stream: TcpStream,
