@@ -256,8 +256,8 @@ impl Gateway {
         last: &mut LastToken,
     ) -> Result<(Caller, Option<AccessToken<'h>>), GatewayError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let text = token_text(value)?;
-            let (caller, token) = self.0.identity.authenticate_remembering(text, last).await?;
+            let token = last.token(token_text(value)?);
+            let caller = self.0.identity.authenticate(&token).await?;
             return Ok((caller, Some(token)));
         }
         if policy::accepted_by_any(matches, IdentitySource::SignedInstance) {

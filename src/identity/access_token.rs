@@ -104,35 +104,6 @@ impl IdentityService {
         }
     }
 
-    /// [`authenticate`](Self::authenticate) for the token `text`, which
-    /// `last` may remember from the connection's previous request: then its
-    /// key is not computed again. `last` then remembers this token, if it
-    /// was let in. Also gives the token with its key, for the caches that
-    /// look it up later.
-    pub async fn authenticate_remembering<'t>(
-        &self,
-        text: &'t str,
-        last: &mut LastToken,
-    ) -> Result<(Caller, AccessToken<'t>), GatewayError> {
-        let recalled = last
-            .0
-            .as_ref()
-            .filter(|remembered| constant_time_eq(remembered.text.as_bytes(), text.as_bytes()))
-            .map(|remembered| remembered.key);
-        let token = match recalled {
-            Some(key) => AccessToken { text, key },
-            None => AccessToken::new(text),
-        };
-        let caller = self.authenticate(&token).await?;
-        if recalled.is_none() {
-            last.0 = Some(Remembered {
-                text: text.into(),
-                key: token.key,
-            });
-        }
-        Ok((caller, token))
-    }
-
     /// token-info's answer about `token`, and how long it may be kept; `()`
     /// when token-info could not answer (never kept).
     async fn token_info(&self, token: &str) -> Result<(Answer, Duration), ()> {
@@ -187,15 +158,37 @@ impl IdentityService {
     }
 }
 
-/// The last access token a connection presented that was let in, and its
-/// SHA-256. A browser sends the same token on every request of a
-/// keep-alive connection; remembered, a repeat costs a comparison instead
-/// of hashing the token again. Only the hash is remembered, never the
-/// answer: every request still asks the shared cache, which alone decides
-/// how long an answer lasts. The server keeps one per connection only while
-/// requests keep coming (it holds their heads meanwhile too).
+/// The last access token a connection presented, and its SHA-256. A
+/// browser sends the same token on every request of a keep-alive
+/// connection; remembered, a repeat costs a comparison instead of hashing
+/// the token again. Only the hash is remembered, never token-info's answer:
+/// every request still asks the shared cache, which alone decides how long
+/// an answer lasts. The server keeps one per connection only while requests
+/// keep coming (it holds their heads meanwhile too).
 #[derive(Default)]
 pub struct LastToken(Option<Remembered>);
+
+impl LastToken {
+    /// `text` as an access token with its key: the remembered key when
+    /// `text` is the remembered token, otherwise hashed now and remembered
+    /// for the connection's next request.
+    pub fn token<'t>(&mut self, text: &'t str) -> AccessToken<'t> {
+        if let Some(remembered) = &self.0 {
+            if constant_time_eq(remembered.text.as_bytes(), text.as_bytes()) {
+                return AccessToken {
+                    text,
+                    key: remembered.key,
+                };
+            }
+        }
+        let token = AccessToken::new(text);
+        self.0 = Some(Remembered {
+            text: text.into(),
+            key: token.key,
+        });
+        token
+    }
+}
 
 struct Remembered {
     /// The token, exactly as presented.
@@ -281,8 +274,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_remembered_token_is_never_printed() {
-        assert_eq!(format!("{:?}", LastToken::default()), "LastToken(..)");
+    fn a_remembered_key_is_the_remembered_token_s_only() {
+        let mut last = LastToken::default();
+        for text in [
+            "OauthNG.JWS.a",
+            "OauthNG.JWS.a",
+            "OauthNG.JWS.b",
+            "OauthNG.JWS.",
+            "OauthNG.JWS.b",
+        ] {
+            let token = last.token(text);
+            assert_eq!(token.as_str(), text);
+            assert_eq!(token.key(), AccessToken::new(text).key(), "{text}");
+        }
+        assert_eq!(format!("{last:?}"), "LastToken(..)");
     }
 
     #[test]
