@@ -24,7 +24,7 @@ pub(crate) const MAX_HEADERS: usize = 100;
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
 /// Where one header field sits in the buffer it was parsed from.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Span {
     start: usize,
     len: usize,
@@ -78,20 +78,72 @@ pub(crate) struct Present {
     pub expect: bool,
 }
 
+/// The header names a connection's messages used, as they were spelled,
+/// so that the next message's names are matched by comparing bytes instead
+/// of being parsed, and a name `http` does not know is not allocated again
+/// for every message: a peer sends the same fields, in the same order,
+/// each time. Worth keeping where a connection carries many messages (a
+/// pooled upstream connection).
+#[derive(Debug, Default)]
+pub(crate) struct KnownNames {
+    /// Each name, and where its spelling sits in `spellings`.
+    names: Vec<(HeaderName, Span)>,
+    spellings: Vec<u8>,
+    /// Where the next name most likely is: after the last one found.
+    next: usize,
+}
+
+impl KnownNames {
+    /// Most names kept, and the longest kept: what a connection holds
+    /// stays small whatever its peer sends.
+    const MAX_NAMES: usize = 32;
+    const MAX_LEN: usize = 64;
+
+    /// The header name `raw` spells.
+    pub(crate) fn name(&mut self, raw: &[u8]) -> Result<HeaderName, InvalidField> {
+        let spellings = &self.spellings;
+        let spelled = |(_, at): &(HeaderName, Span)| &spellings[at.start..at.start + at.len] == raw;
+        let found = match self.names.get(self.next) {
+            Some(entry) if spelled(entry) => Some(self.next),
+            _ => self.names.iter().position(spelled),
+        };
+        if let Some(at) = found {
+            self.next = at + 1;
+            return Ok(self.names[at].0.clone());
+        }
+        let name = HeaderName::from_bytes(raw).map_err(|_| InvalidField)?;
+        if self.names.len() < Self::MAX_NAMES && raw.len() <= Self::MAX_LEN {
+            let at = Span {
+                start: self.spellings.len(),
+                len: raw.len(),
+            };
+            self.spellings.extend_from_slice(raw);
+            self.names.push((name.clone(), at));
+            self.next = self.names.len();
+        }
+        Ok(name)
+    }
+}
+
 /// The header map of `head`, its values sharing the head's memory rather
 /// than being copied one by one, with room for `extra` fields more, and
-/// which framing fields it has. Credentials are marked sensitive, so that
-/// they never show in a `Debug` print of the message.
+/// which framing fields it has. Names come through `names` where the
+/// connection keeps them. Credentials are marked sensitive, so that they
+/// never show in a `Debug` print of the message.
 pub(crate) fn header_map(
     head: &Bytes,
     spans: &[(Span, Span)],
     extra: usize,
+    mut names: Option<&mut KnownNames>,
 ) -> Result<(HeaderMap, Present), InvalidField> {
     let mut headers = HeaderMap::with_capacity(spans.len() + extra);
     let mut present = Present::default();
     for &(name, value) in spans {
-        let name = HeaderName::from_bytes(&head[name.start..name.start + name.len])
-            .map_err(|_| InvalidField)?;
+        let raw = &head[name.start..name.start + name.len];
+        let name = match names.as_deref_mut() {
+            Some(names) => names.name(raw)?,
+            None => HeaderName::from_bytes(raw).map_err(|_| InvalidField)?,
+        };
         let mut value =
             HeaderValue::from_maybe_shared(value.slice(head)).map_err(|_| InvalidField)?;
         if name == header::TRANSFER_ENCODING {
@@ -190,6 +242,38 @@ mod tests {
             length(&[("content-length", "5"), ("content-length", "6")]),
             Err(InvalidField)
         );
+    }
+
+    #[test]
+    fn known_names_are_the_names_http_parses() {
+        let mut names = KnownNames::default();
+        let long = "x".repeat(KnownNames::MAX_LEN + 1);
+        let wire = [
+            "content-type",
+            "x-Custom",
+            "Content-Type",
+            "x-custom",
+            long.as_str(),
+            long.as_str(),
+        ];
+        // Twice over: the second round finds every kept name.
+        for raw in wire.iter().chain(&wire) {
+            let expected = HeaderName::from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(names.name(raw.as_bytes()), Ok(expected), "{raw}");
+        }
+        assert_eq!(
+            names.names.len(),
+            4,
+            "one entry per spelling, none too long"
+        );
+        for bad in ["", "a b", "a:b", "é"] {
+            assert_eq!(names.name(bad.as_bytes()), Err(InvalidField), "{bad:?}");
+        }
+        for i in 0..2 * KnownNames::MAX_NAMES {
+            let raw = format!("x-{i}");
+            assert_eq!(names.name(raw.as_bytes()).unwrap().as_str(), raw);
+        }
+        assert_eq!(names.names.len(), KnownNames::MAX_NAMES);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::http1::{
-    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, Present,
-    MAX_HEAD, MAX_HEADERS,
+    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, KnownNames,
+    Present, MAX_HEAD, MAX_HEADERS,
 };
 
 /// How the request body follows the head.
@@ -86,7 +86,10 @@ pub(super) struct ResponseHead {
 /// Takes one complete response head off the front of `buf`; `Ok(None)`
 /// until all of it has arrived. Header values share the buffer's memory
 /// rather than being copied one by one.
-pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<ResponseHead>> {
+pub(super) fn parse_response_head(
+    buf: &mut BytesMut,
+    names: &mut KnownNames,
+) -> io::Result<Option<ResponseHead>> {
     // Left uninitialized: zeroing room for every header a response may have
     // cost more than parsing the few it has.
     let mut raw = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -117,7 +120,7 @@ pub(super) fn parse_response_head(buf: &mut BytesMut) -> io::Result<Option<Respo
     let head = buf.split_to(length).freeze();
     // Room for what the gateway adds to an answer (its request id, CORS)
     // without growing the map.
-    let (headers, present) = header_map(&head, &spans, 4)
+    let (headers, present) = header_map(&head, &spans, 4, Some(names))
         .map_err(|_| invalid("the upstream response has an invalid header field"))?;
     Ok(Some(ResponseHead {
         status,
@@ -199,7 +202,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> io::Result<Option<ResponseHead>> {
-        parse_response_head(&mut BytesMut::from(text))
+        parse_response_head(&mut BytesMut::from(text), &mut KnownNames::default())
     }
 
     fn framing_of(method: Method, text: &str) -> io::Result<Framing> {
@@ -216,7 +219,9 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Wix-Request-Id: abc\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\nok",
         );
-        let head = parse_response_head(&mut buf).unwrap().unwrap();
+        let head = parse_response_head(&mut buf, &mut KnownNames::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.status, StatusCode::CREATED);
         assert_eq!(head.version, Version::HTTP_11);
         assert_eq!(head.headers["x-wix-request-id"], "abc");

@@ -35,7 +35,7 @@ use crate::{
     http1::{
         body::{FramedBody, Remaining, Source},
         chunked::{chunk_head, Chunked, CHUNK_HEAD},
-        invalid, READ_CHUNK,
+        invalid, KnownNames, READ_CHUNK,
     },
 };
 
@@ -293,7 +293,7 @@ async fn write_and_read_head(
     head: &[u8],
     payload: Payload<'_>,
 ) -> Result<(ResponseHead, bool), Failure> {
-    let Conn { stream, buf } = conn;
+    let Conn { stream, buf, names } = conn;
     let (mut reader, mut writer) = stream.split();
     let sent = AtomicU64::new(0);
     let mut write = pin!(write_request(&mut writer, head, payload, &sent));
@@ -302,7 +302,7 @@ async fn write_and_read_head(
     let mut answered = false;
     let mut interim = 0;
     loop {
-        if let Some(head) = take_final_head(buf, &mut interim).map_err(Failure::Failed)? {
+        if let Some(head) = take_final_head(buf, names, &mut interim).map_err(Failure::Failed)? {
             return Ok((head, written));
         }
         buf.reserve(READ_CHUNK);
@@ -345,8 +345,12 @@ async fn write_and_read_head(
 
 /// Takes the final response head off the front of `buf`, once it is all
 /// there, skipping interim (1xx) ones; `interim` counts those.
-fn take_final_head(buf: &mut BytesMut, interim: &mut usize) -> io::Result<Option<ResponseHead>> {
-    while let Some(head) = parse_response_head(buf)? {
+fn take_final_head(
+    buf: &mut BytesMut,
+    names: &mut KnownNames,
+    interim: &mut usize,
+) -> io::Result<Option<ResponseHead>> {
+    while let Some(head) = parse_response_head(buf, names)? {
         if !head.status.is_informational() {
             return Ok(Some(head));
         }

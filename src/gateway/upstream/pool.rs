@@ -13,13 +13,18 @@ use std::{
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use crate::{clock::monotonic_millis, http1::READ_CHUNK};
+use crate::{
+    clock::monotonic_millis,
+    http1::{KnownNames, READ_CHUNK},
+};
 
 /// One connection to the upstream and what has been read from it.
 #[derive(Debug)]
 pub(super) struct Conn {
     pub stream: TcpStream,
     pub buf: BytesMut,
+    /// The header names its answers used.
+    pub names: KnownNames,
 }
 
 impl Conn {
@@ -28,6 +33,7 @@ impl Conn {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            names: KnownNames::default(),
         }
     }
 

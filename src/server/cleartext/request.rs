@@ -80,8 +80,8 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
     let head = buf.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(target.slice(&head))
         .map_err(|_| malformed("the request target is invalid"))?;
-    let (headers, present) =
-        header_map(&head, &spans, 0).map_err(|_| malformed("a request header field is invalid"))?;
+    let (headers, present) = header_map(&head, &spans, 0, None)
+        .map_err(|_| malformed("a request header field is invalid"))?;
 
     let framing = if present.transfer_encoding {
         // A length next to a coding is how requests are smuggled past a
