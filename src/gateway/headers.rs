@@ -42,6 +42,11 @@ pub const WIX_REQUEST_ID: HeaderName = HeaderName::from_static("x-wix-request-id
 
 /// Names the `Connection` headers of `headers` list, lower-cased.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    // The usual message has no `Connection` field: a look at its few names
+    // costs less than a hashed lookup.
+    if !headers.keys().any(|name| name == header::CONNECTION) {
+        return Vec::new();
+    }
     header_list::items(headers, header::CONNECTION)
         .filter_map(|name| HeaderName::try_from(name.to_ascii_lowercase()).ok())
         .collect()

@@ -169,13 +169,13 @@ impl Line<'_> {
             .member(key!("request_id"))
             .string(Some(self.request_id));
         object.member(key!("peer")).ip(self.peer);
-        object.member(key!("method")).string(Some(self.method));
+        object.member(key!("method")).plain(Some(self.method));
         object.member(key!("path")).string(self.path);
-        object.member(key!("decision")).string(Some(self.decision));
+        object.member(key!("decision")).plain(Some(self.decision));
         object.member(key!("reason")).string(self.reason);
         object.member(key!("rule")).string(self.rule);
-        object.member(key!("mode")).string(self.mode);
-        object.member(key!("caller_type")).string(self.caller_type);
+        object.member(key!("mode")).plain(self.mode);
+        object.member(key!("caller_type")).plain(self.caller_type);
         object.member(key!("caller")).string(self.caller);
         object.member(key!("instance")).string(self.instance);
         object.member(key!("status")).integer(Some(self.status));
@@ -241,22 +241,26 @@ impl<'a> JsonObject<'a> {
 
     /// A string member, or `null`.
     fn string(&mut self, value: Option<&str>) {
+        match value {
+            Some(value) if !is_plain(value) => {
+                // Writing a string into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *self.out, value);
+            }
+            _ => self.plain(value),
+        }
+    }
+
+    /// A string member that needs no escaping by construction (a method, a
+    /// token, one of the gateway's own words), or `null`: nothing to scan.
+    fn plain(&mut self, value: Option<&str>) {
         let Some(value) = value else {
             self.out.extend_from_slice(b"null");
             return;
         };
-        // No early exit, so the compiler checks many bytes per step.
-        let plain = value.bytes().fold(true, |plain, b| {
-            plain & (b >= 0x20 && b != b'"' && b != b'\\')
-        });
-        if plain {
-            self.out.push(b'"');
-            self.put(value.as_bytes());
-            self.out.push(b'"');
-        } else {
-            // Writing a string into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *self.out, value);
-        }
+        debug_assert!(is_plain(value));
+        self.out.push(b'"');
+        self.put(value.as_bytes());
+        self.out.push(b'"');
     }
 
     /// An IP address as a string: IPv4 digit by digit (the common case,
@@ -439,6 +443,14 @@ pub(super) struct Finished<'a> {
     pub peer: SocketAddr,
     pub status: StatusCode,
     pub latency: Duration,
+}
+
+/// Whether `value` goes into JSON as it is, without escapes.
+fn is_plain(value: &str) -> bool {
+    // No early exit, so the compiler checks many bytes per step.
+    value.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! decision; `handle_request_inner` holds the logic and returns early, with
 //! an error, at the first doubt.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, pin::pin, time::Instant};
 
 use crate::server::IncomingBody;
 use bytes::Bytes;
@@ -290,9 +290,10 @@ impl Gateway {
     ) -> Result<Response<Body>, GatewayError> {
         let instance = &target.caller.instance_id;
         let token = self.0.credentials.app_token(instance).await?;
-        let response = self
-            .forward(target, &token, Outgoing::Bytes(bytes.clone()), record)
-            .await?;
+        // Pinned where it is made: awaited as it comes, the forward's future
+        // (some KiB) is copied twice on its way into this one's state.
+        let response =
+            pin!(self.forward(target, &token, Outgoing::Bytes(bytes.clone()), record)).await?;
         if response.status() != http::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }

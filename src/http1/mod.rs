@@ -48,19 +48,17 @@ impl Span {
 /// Where each field of a parsed head sits in `buf`, so that the head can be
 /// split off the buffer once httparse has let go of it. Inline for the
 /// usual head: it lives only until the header map is built.
-pub(crate) fn field_spans(
-    buf: &[u8],
-    headers: &[httparse::Header<'_>],
-) -> smallvec::SmallVec<[(Span, Span); 24]> {
-    headers
-        .iter()
-        .map(|field| {
-            (
-                Span::of(buf, field.name.as_bytes()),
-                Span::of(buf, field.value),
-            )
-        })
-        .collect()
+pub(crate) type FieldSpans = smallvec::SmallVec<[(Span, Span); 24]>;
+
+/// Fills `spans` with where each of `headers` sits in `buf`. Filled in
+/// place: returned, the spans would be copied whole (most of a KiB).
+pub(crate) fn field_spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut FieldSpans) {
+    spans.extend(headers.iter().map(|field| {
+        (
+            Span::of(buf, field.name.as_bytes()),
+            Span::of(buf, field.value),
+        )
+    }));
 }
 
 /// A header field that httparse let through but `http` refuses.

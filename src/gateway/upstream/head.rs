@@ -12,8 +12,8 @@ use bytes::BytesMut;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::http1::{
-    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, KnownNames,
-    Present, MAX_HEAD, MAX_HEADERS,
+    content_length, field_spans, header_map, invalid, is_plain_chunked, keeps_alive, FieldSpans,
+    KnownNames, Present, MAX_HEAD, MAX_HEADERS,
 };
 
 /// How the request body follows the head.
@@ -116,7 +116,8 @@ pub(super) fn parse_response_head(
         Some(1) => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
-    let spans = field_spans(buf, response.headers);
+    let mut spans = FieldSpans::new();
+    field_spans(buf, response.headers, &mut spans);
     let head = buf.split_to(length).freeze();
     // Room for what the gateway adds to an answer (its request id, CORS)
     // without growing the map.

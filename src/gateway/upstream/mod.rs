@@ -11,7 +11,12 @@ mod pool;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
+use std::{
+    future::{poll_fn, Future},
+    pin::pin,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{uri::Scheme, HeaderValue, Method, Request, Response};
@@ -97,7 +102,10 @@ impl Upstream {
         body: Outgoing,
         sent: std::time::Instant,
     ) -> Result<Response<Body>, GatewayError> {
-        let exchange = async {
+        // Pinned where it is made, and raced against the deadline in
+        // place: handed to `timeout_at`, the exchange's future (over a KiB)
+        // would be copied into it on every request.
+        let mut exchange = pin!(async {
             match &self.transport {
                 Transport::Cleartext(http1) => http1
                     .send(method, path, headers.iter(), body)
@@ -118,15 +126,23 @@ impl Upstream {
                     Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
                 }
             }
-        };
-        let deadline = tokio::time::Instant::from_std(sent) + self.timeout;
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Err(_) => Err(GatewayError::GatewayTimeout),
-            Ok(Err(error)) => {
+        });
+        let mut deadline = pin!(tokio::time::sleep_until(
+            tokio::time::Instant::from_std(sent) + self.timeout
+        ));
+        let answered = poll_fn(|cx| {
+            if let Poll::Ready(answered) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(Some(answered));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        });
+        match answered.await {
+            None => Err(GatewayError::GatewayTimeout),
+            Some(Err(error)) => {
                 tracing::warn!(error = %error, "upstream exchange failed");
                 Err(GatewayError::BadGateway)
             }
-            Ok(Ok(response)) => Ok(response),
+            Some(Ok(response)) => Ok(response),
         }
     }
 }

@@ -10,8 +10,8 @@ use http::{header, request::Parts, Method, Request, Uri, Version};
 use crate::{
     error::GatewayError,
     http1::{
-        content_length, field_spans, header_map, is_plain_chunked, keeps_alive, Span, MAX_HEAD,
-        MAX_HEADERS,
+        content_length, field_spans, header_map, is_plain_chunked, keeps_alive, FieldSpans, Span,
+        MAX_HEAD, MAX_HEADERS,
     },
 };
 
@@ -76,7 +76,8 @@ pub(super) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, GatewayError> {
         Version::HTTP_10
     };
     let target = Span::of(buf, target.as_bytes());
-    let spans = field_spans(buf, request.headers);
+    let mut spans = FieldSpans::new();
+    field_spans(buf, request.headers, &mut spans);
     let head = buf.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(target.slice(&head))
         .map_err(|_| malformed("the request target is invalid"))?;
