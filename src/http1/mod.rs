@@ -50,9 +50,10 @@ impl Span {
 /// usual head: it lives only until the header map is built.
 pub(crate) type FieldSpans = smallvec::SmallVec<[(Span, Span); 24]>;
 
-/// Fills `spans` with where each of `headers` sits in `buf`. Filled in
-/// place: returned, the spans would be copied whole (most of a KiB).
+/// Fills `spans`, empty, with where each of `headers` sits in `buf`. Filled
+/// in place: returned, the spans would be copied whole (most of a KiB).
 pub(crate) fn field_spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut FieldSpans) {
+    debug_assert!(spans.is_empty());
     spans.extend(headers.iter().map(|field| {
         (
             Span::of(buf, field.name.as_bytes()),
@@ -264,6 +265,11 @@ mod tests {
             4,
             "one entry per spelling, none too long"
         );
+        // Out of order: the hint points at `x-Custom`, the scan finds the
+        // other spelling.
+        assert_eq!(names.name(b"content-type"), Ok(header::CONTENT_TYPE));
+        assert_eq!(names.name(b"x-custom").unwrap().as_str(), "x-custom");
+        assert_eq!(names.names.len(), 4);
         for bad in ["", "a b", "a:b", "é"] {
             assert_eq!(names.name(bad.as_bytes()), Err(InvalidField), "{bad:?}");
         }

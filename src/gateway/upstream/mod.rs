@@ -127,9 +127,11 @@ impl Upstream {
                 }
             }
         });
-        let mut deadline = pin!(tokio::time::sleep_until(
+        // Unconstrained, as `timeout_at` polls it once the exchange has used
+        // up the task's budget: a busy upload must not hide the deadline.
+        let mut deadline = pin!(tokio::task::unconstrained(tokio::time::sleep_until(
             tokio::time::Instant::from_std(sent) + self.timeout
-        ));
+        )));
         let answered = poll_fn(|cx| {
             if let Poll::Ready(answered) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(Some(answered));
