@@ -25,6 +25,17 @@ const MAX_PENDING: usize = 8 * 1024 * 1024;
 /// How often the writer thread writes what accumulated.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
+/// Most bytes written in one system call. A busy gateway's 20 ms of lines
+/// is a few hundred KiB, and one write of that holds the core the gateway
+/// serves on for a millisecond or more: requests would wait behind it.
+const MAX_WRITE: usize = 32 * 1024;
+
+/// How much nicer the writer thread is than the threads that serve requests,
+/// so that on a gateway given one core a flush waits for a gap between
+/// requests instead of preempting them, and still well above idle, so
+/// that it keeps up when the core is never idle.
+const WRITER_NICENESS: i32 = 10;
+
 /// Where decision records are sent.
 #[derive(Debug, Clone)]
 pub struct DecisionLog {
@@ -76,10 +87,46 @@ impl DecisionLog {
     }
 }
 
+/// Lowers the calling thread's priority by [`WRITER_NICENESS`]. On Linux a
+/// niceness belongs to a thread: the others keep theirs.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let lowered = getpriority_process(None)
+            .and_then(|now| setpriority_process(None, (now + WRITER_NICENESS).min(19)));
+        if let Err(error) = lowered {
+            tracing::debug!(%error, "the decision log writer keeps the gateway's priority");
+        }
+    }
+}
+
+/// Writes `batch`, whole lines, at most [`MAX_WRITE`] bytes at a time (or
+/// one line, if longer), giving up the core between pieces.
+fn write_in_pieces(sink: &mut dyn Write, batch: &[u8]) -> io::Result<()> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let window = &rest[..rest.len().min(MAX_WRITE)];
+        let end = match memchr::memrchr(b'\n', window) {
+            Some(at) if window.len() < rest.len() => at + 1,
+            _ if window.len() == rest.len() => rest.len(),
+            _ => memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1),
+        };
+        let (piece, after) = rest.split_at(end);
+        sink.write_all(piece)?;
+        rest = after;
+        if !rest.is_empty() {
+            std::thread::yield_now();
+        }
+    }
+    sink.flush()
+}
+
 /// Writes what accumulated every [`FLUSH_EVERY`], until the log is dropped
 /// (then once more) or the sink fails (then every later line is counted as
 /// lost, since nothing reads the buffer).
 fn write_out(pending: Arc<Mutex<Vec<u8>>>, mut sink: Box<dyn Write + Send>, lost: Counter) {
+    lower_priority();
     let mut batch = Vec::with_capacity(64 * 1024);
     loop {
         std::thread::sleep(FLUSH_EVERY);
@@ -91,7 +138,7 @@ fn write_out(pending: Arc<Mutex<Vec<u8>>>, mut sink: Box<dyn Write + Send>, lost
             std::mem::swap(&mut *buffer, &mut batch);
         }
         if !batch.is_empty() {
-            if sink.write_all(&batch).and_then(|()| sink.flush()).is_err() {
+            if write_in_pieces(&mut sink, &batch).is_err() {
                 let lines = batch.iter().filter(|b| **b == b'\n').count();
                 lost.inc_by(lines as u64);
                 // Keep the buffer bounded and keep counting: the cap makes
@@ -107,5 +154,62 @@ fn write_out(pending: Arc<Mutex<Vec<u8>>>, mut sink: Box<dyn Write + Send>, lost
         if last {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps each write it is given.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_is_written_in_whole_lines_of_bounded_size() {
+        let short = "s".repeat(100);
+        let long = "l".repeat(MAX_WRITE + 10);
+        let mut batch = Vec::new();
+        for line in (0..700).map(|i| if i == 350 { &long } else { &short }) {
+            batch.extend_from_slice(line.as_bytes());
+            batch.push(b'\n');
+        }
+        let mut writes = Writes::default();
+        write_in_pieces(&mut writes, &batch).unwrap();
+        assert!(writes.0.len() > 2, "{} pieces", writes.0.len());
+        for piece in &writes.0 {
+            assert_eq!(piece.last(), Some(&b'\n'), "a piece ends a line");
+            assert!(
+                piece.len() <= MAX_WRITE || piece.len() == long.len() + 1,
+                "{} bytes",
+                piece.len()
+            );
+        }
+        assert_eq!(writes.0.concat(), batch, "nothing lost, nothing reordered");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_the_writer_thread_is_lowered() {
+        let before = rustix::process::getpriority_process(None).unwrap();
+        let writer = std::thread::spawn(|| {
+            lower_priority();
+            rustix::process::getpriority_process(None).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(writer, (before + WRITER_NICENESS).min(19));
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), before);
     }
 }
