@@ -106,11 +106,13 @@ fn lower_priority() {
 fn write_in_pieces(sink: &mut dyn Write, batch: &[u8]) -> io::Result<()> {
     let mut rest = batch;
     while !rest.is_empty() {
-        let window = &rest[..rest.len().min(MAX_WRITE)];
-        let end = match memchr::memrchr(b'\n', window) {
-            Some(at) if window.len() < rest.len() => at + 1,
-            _ if window.len() == rest.len() => rest.len(),
-            _ => memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1),
+        // The last line end within reach, else the first one beyond it.
+        let end = if rest.len() <= MAX_WRITE {
+            rest.len()
+        } else {
+            memchr::memrchr(b'\n', &rest[..MAX_WRITE])
+                .or_else(|| memchr::memchr(b'\n', rest))
+                .map_or(rest.len(), |at| at + 1)
         };
         let (piece, after) = rest.split_at(end);
         sink.write_all(piece)?;

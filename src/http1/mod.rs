@@ -41,7 +41,16 @@ impl Span {
 
     /// This span of `head`, sharing its memory.
     pub(crate) fn slice(self, head: &Bytes) -> Bytes {
-        head.slice(self.start..self.start + self.len)
+        head.slice(self.range())
+    }
+
+    /// This span of `buf`, borrowed.
+    pub(crate) fn of_bytes(self, buf: &[u8]) -> &[u8] {
+        &buf[self.range()]
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len
     }
 }
 
@@ -101,7 +110,7 @@ impl KnownNames {
     /// The header name `raw` spells.
     pub(crate) fn name(&mut self, raw: &[u8]) -> Result<HeaderName, InvalidField> {
         let spellings = &self.spellings;
-        let spelled = |(_, at): &(HeaderName, Span)| &spellings[at.start..at.start + at.len] == raw;
+        let spelled = |(_, at): &(HeaderName, Span)| at.of_bytes(spellings) == raw;
         let found = match self.names.get(self.next) {
             Some(entry) if spelled(entry) => Some(self.next),
             _ => self.names.iter().position(spelled),
@@ -138,7 +147,7 @@ pub(crate) fn header_map(
     let mut headers = HeaderMap::with_capacity(spans.len() + extra);
     let mut present = Present::default();
     for &(name, value) in spans {
-        let raw = &head[name.start..name.start + name.len];
+        let raw = name.of_bytes(head);
         let name = match names.as_deref_mut() {
             Some(names) => names.name(raw)?,
             None => HeaderName::from_bytes(raw).map_err(|_| InvalidField)?,
