@@ -139,6 +139,13 @@ fn ns(value: Option<f64>) -> String {
     value.map_or("—".into(), |ns| format!("{ns:.0} ns"))
 }
 
+/// The lowest and the highest of `values`.
+fn spread(values: &[f64]) -> (f64, f64) {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(0.0, f64::max);
+    (low, high)
+}
+
 fn k(rps: f64) -> String {
     format!("{:.1}k", rps / 1000.0)
 }
@@ -166,6 +173,54 @@ impl Report<'_> {
 
     fn latency_median(&self, setup: usize, pick: fn(&LatencyCell) -> f64) -> f64 {
         median(self.latency[&setup].iter().map(pick).collect())
+    }
+
+    /// C against B within each round. The configurations of one round ran
+    /// close together in time, so a round's ratio is what the machine's
+    /// drift touches least, and the spread of the rounds is the run's own noise:
+    /// how far the medians above can be trusted.
+    fn rounds(&self, out: &mut String) {
+        let (_, b_at) = self.peak(1);
+        let (_, c_at) = self.peak(2);
+        let b_cells = &self.cells[&(1, b_at)];
+        let c_cells = &self.cells[&(2, c_at)];
+        let per_request = |cell: &Cell| cell.proxy_cpu / 100.0 / cell.rps * 1e6;
+        let _ = writeln!(
+            out,
+            "\n## Round by round: C against B\n\n\
+             Each round ran every configuration close together in time, so its ratio is the \
+             least touched by the machine's drift; the spread across rounds is this run's own noise. \
+             Throughput at each one's peak connection count (C c={c_at}, B c={b_at}).\n\n\
+             | round | throughput C/B | µs/req C vs B | p99 C/B |\n| ---: | ---: | ---: | ---: |"
+        );
+        let mut throughput = Vec::new();
+        let mut p99 = Vec::new();
+        let latency = self.latency[&1].iter().zip(&self.latency[&2]);
+        for (round, ((b, c), (b_lat, c_lat))) in
+            b_cells.iter().zip(c_cells).zip(latency).enumerate()
+        {
+            throughput.push(c.rps / b.rps);
+            p99.push(c_lat.p99 / b_lat.p99);
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.1} vs {:.1} | {:.2} |",
+                round + 1,
+                c.rps / b.rps,
+                per_request(c),
+                per_request(b),
+                c_lat.p99 / b_lat.p99
+            );
+        }
+        let range = |values: &[f64]| {
+            let (low, high) = spread(values);
+            format!("{:.2} (range {low:.2}–{high:.2})", median(values.to_vec()))
+        };
+        let _ = writeln!(
+            out,
+            "\nMedian of the rounds: throughput C/B {}, p99 C/B {}.",
+            range(&throughput),
+            range(&p99)
+        );
     }
 
     /// The one-line summary the README shows between its
@@ -429,8 +484,7 @@ impl Report<'_> {
             let mut row = format!("| {} | {} |", setup.key, setup.what);
             for &c in &args.connections {
                 let rps: Vec<f64> = self.cells[&(i, c)].iter().map(|cell| cell.rps).collect();
-                let low = rps.iter().copied().fold(f64::INFINITY, f64::min);
-                let high = rps.iter().copied().fold(0.0, f64::max);
+                let (low, high) = spread(&rps);
                 if rps.len() > 1 {
                     let _ = write!(row, " {} ({}–{}) |", k(median(rps)), k(low), k(high));
                 } else {
@@ -507,6 +561,7 @@ impl Report<'_> {
                  its latencies are those of a queue that only grows during the cell."
             );
         }
+        self.rounds(&mut out);
 
         // Zero calls once warm.
         let w = &self.warm_stats;
