@@ -102,10 +102,13 @@ fn lower_priority() {
 }
 
 /// Writes `batch`, whole lines, at most [`MAX_WRITE`] bytes at a time (or
-/// one line, if longer), giving up the core between pieces.
-fn write_in_pieces(sink: &mut dyn Write, batch: &[u8]) -> io::Result<()> {
-    let mut rest = batch;
-    while !rest.is_empty() {
+/// one line, if longer), giving up the core between pieces. On failure,
+/// says how many of its bytes were written before the piece that failed:
+/// the lines after them are the ones lost.
+fn write_in_pieces(sink: &mut dyn Write, batch: &[u8]) -> Result<(), usize> {
+    let mut written = 0;
+    while written < batch.len() {
+        let rest = &batch[written..];
         // The last line end within reach, else the first one beyond it.
         let end = if rest.len() <= MAX_WRITE {
             rest.len()
@@ -114,14 +117,14 @@ fn write_in_pieces(sink: &mut dyn Write, batch: &[u8]) -> io::Result<()> {
                 .or_else(|| memchr::memchr(b'\n', rest))
                 .map_or(rest.len(), |at| at + 1)
         };
-        let (piece, after) = rest.split_at(end);
-        sink.write_all(piece)?;
-        rest = after;
-        if !rest.is_empty() {
+        sink.write_all(&rest[..end]).map_err(|_| written)?;
+        written += end;
+        if written < batch.len() {
             std::thread::yield_now();
         }
     }
-    sink.flush()
+    // Unflushed, nothing of the batch is known to have reached the sink.
+    sink.flush().map_err(|_| 0)
 }
 
 /// Writes what accumulated every [`FLUSH_EVERY`], until the log is dropped
@@ -140,8 +143,8 @@ fn write_out(pending: Arc<Mutex<Vec<u8>>>, mut sink: Box<dyn Write + Send>, lost
             std::mem::swap(&mut *buffer, &mut batch);
         }
         if !batch.is_empty() {
-            if write_in_pieces(&mut sink, &batch).is_err() {
-                let lines = batch.iter().filter(|b| **b == b'\n').count();
+            if let Err(written) = write_in_pieces(&mut sink, &batch) {
+                let lines = memchr::memchr_iter(b'\n', &batch[written..]).count();
                 lost.inc_by(lines as u64);
                 // Keep the buffer bounded and keep counting: the cap makes
                 // `record` drop (and count) every later line.
@@ -199,6 +202,44 @@ mod tests {
             );
         }
         assert_eq!(writes.0.concat(), batch, "nothing lost, nothing reordered");
+    }
+
+    #[test]
+    fn a_failed_write_says_which_lines_were_written_whole() {
+        /// Takes `left` writes, then fails.
+        struct Failing {
+            left: usize,
+            kept: Vec<u8>,
+        }
+        impl Write for Failing {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if self.left == 0 {
+                    return Err(io::Error::other("disk full"));
+                }
+                self.left -= 1;
+                self.kept.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let line = format!("{}\n", "x".repeat(999));
+        let batch = line.repeat(100);
+        let mut sink = Failing {
+            left: 2,
+            kept: Vec::new(),
+        };
+        let written = write_in_pieces(&mut sink, batch.as_bytes()).unwrap_err();
+        assert_eq!(written, sink.kept.len(), "exactly what the sink took");
+        assert_eq!(written % line.len(), 0, "whole lines");
+        assert_eq!(written, 2 * (MAX_WRITE / line.len()) * line.len());
+        let mut all = Failing {
+            left: usize::MAX,
+            kept: Vec::new(),
+        };
+        assert_eq!(write_in_pieces(&mut all, batch.as_bytes()), Ok(()));
+        assert_eq!(all.kept, batch.as_bytes());
     }
 
     #[cfg(target_os = "linux")]

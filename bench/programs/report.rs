@@ -146,6 +146,12 @@ fn spread(values: &[f64]) -> (f64, f64) {
     (low, high)
 }
 
+/// A proxy's CPU time per request in µs, from its CPU use in % of one core
+/// at `rps` requests per second.
+fn micros_per_request(cpu_percent: f64, rps: f64) -> f64 {
+    cpu_percent / 100.0 / rps * 1e6
+}
+
 fn k(rps: f64) -> String {
     format!("{:.1}k", rps / 1000.0)
 }
@@ -184,7 +190,7 @@ impl Report<'_> {
         let (_, c_at) = self.peak(2);
         let b_cells = &self.cells[&(1, b_at)];
         let c_cells = &self.cells[&(2, c_at)];
-        let per_request = |cell: &Cell| cell.proxy_cpu / 100.0 / cell.rps * 1e6;
+        let per_request = |cell: &Cell| micros_per_request(cell.proxy_cpu, cell.rps);
         let _ = writeln!(
             out,
             "\n## Round by round: C against B\n\n\
@@ -508,7 +514,7 @@ impl Report<'_> {
             let (proxy_text, per_request, other) = if setup.proxy.is_some() {
                 (
                     format!("{proxy_cpu:.0}%"),
-                    format!("{:.1}", proxy_cpu / 100.0 / peak * 1e6),
+                    format!("{:.1}", micros_per_request(proxy_cpu, peak)),
                     format!("{:.0}%", (core - proxy_cpu).max(0.0)),
                 )
             } else {

@@ -286,6 +286,8 @@ fn strict_decode(text: &str, plus_is_space: bool) -> Result<Cow<'_, str>, Gatewa
     let raw = text.as_bytes();
     // Most segments and values hold nothing to decode: one scan, no copy,
     // without an early exit so that it runs many bytes per step.
+    // The byte that means a space, if any; `%` (refused anyway) stands in
+    // when `+` is literal, so that the test below stays branch-free.
     let plus = if plus_is_space { b'+' } else { b'%' };
     if raw.iter().fold(true, |plain, &b| {
         plain & (b.is_ascii_graphic() & (b != b'%') & (b != plus))
